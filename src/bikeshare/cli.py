@@ -1,0 +1,83 @@
+"""The `bikeshare` command line: one subcommand per thing the pipeline (or a person) does.
+
+Heavy libraries are imported inside each command, so `--help` is instant and the deploy tools
+container, which has no scikit-learn or MLflow, can run the release commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from bikeshare import __version__
+from bikeshare.errors import BikeshareError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _train(args: argparse.Namespace) -> int:
+    from bikeshare.model.data import read_rides_csv, synthetic_rides
+    from bikeshare.model.train import train_model
+
+    frame = read_rides_csv(args.data) if args.data else synthetic_rides(args.seed)
+    report = train_model(frame, args.output, seed=args.seed)
+    print(report.summary())
+    return 0
+
+
+def _package(args: argparse.Namespace) -> int:
+    from bikeshare.model.package import package_model
+
+    print(package_model(args.model_dir, args.output))
+    return 0
+
+
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "train",
+        help="train the demand model and save it as an MLflow pyfunc model",
+        description="Train the demand model. Without --data it trains on a deterministic "
+        "synthetic history; with --data it reads a CSV with columns station_id, hour, temp_c, "
+        "dow and rides, checked row by row before anything is trained.",
+    )
+    parser.add_argument("--output", type=Path, required=True, help="new directory for the model")
+    parser.add_argument("--data", type=Path, help="training CSV (default: synthetic data)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for data, split and trees")
+    parser.set_defaults(handler=_train)
+
+
+def _add_package(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "package",
+        help="pack an MLflow model directory as SageMaker's model.tar.gz",
+        description="Write a deterministic model.tar.gz with MLmodel at the archive root, "
+        "the layout SageMaker unpacks into /opt/ml/model.",
+    )
+    parser.add_argument("model_dir", type=Path, metavar="MODEL_DIR", help="MLflow model dir")
+    parser.add_argument("--output", type=Path, required=True, help="archive to write")
+    parser.set_defaults(handler=_package)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser; every subcommand has its own --help."""
+    parser = argparse.ArgumentParser(
+        prog="bikeshare",
+        description="Train, package, serve and release the bikeshare demand model.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_train, _add_package):
+        add(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; a BikeshareError becomes one line on stderr and exit status 1."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except BikeshareError as error:
+        print(f"bikeshare {args.command}: error: {error}", file=sys.stderr)
+        return 1

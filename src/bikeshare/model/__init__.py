@@ -1,0 +1,1 @@
+"""The demand model: its features, its training data, training and SageMaker packaging."""

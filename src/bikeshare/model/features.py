@@ -1,0 +1,112 @@
+"""The model's input contract, defined once.
+
+The CSV reader (training), the model signature and the serving validator all check values against
+these definitions, so "hour must be an integer 0-23" means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Kind = Literal["string", "integer", "number"]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One input column: its JSON kind and, for numbers, the inclusive range that makes sense."""
+
+    name: str
+    kind: Kind
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def describe(self) -> str:
+        """Human wording of what a valid value looks like, used in error messages."""
+        if self.kind == "string":
+            return 'a string such as "72"'
+        noun = "an integer" if self.kind == "integer" else "a number"
+        return f"{noun} from {_fmt(self.minimum)} to {_fmt(self.maximum)}"
+
+
+def _fmt(bound: float | None) -> str:
+    return "-inf" if bound is None else f"{bound:g}"
+
+
+FEATURES: tuple[Feature, ...] = (
+    Feature("station_id", "string"),
+    Feature("hour", "integer", 0, 23),
+    # Beyond these, a reading is a sensor fault or a unit mix-up (Fahrenheit, Kelvin), not weather.
+    Feature("temp_c", "number", -50.0, 55.0),
+    Feature("dow", "integer", 0, 6),
+)
+FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+FEATURES_BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
+TARGET = "rides"
+
+# The seed runbook's example row; the model's input example and every smoke test use it.
+EXAMPLE_ROW: dict[str, Any] = {"station_id": "72", "hour": 8, "temp_c": 20.5, "dow": 2}
+
+
+def value_problem(feature: Feature, value: Any) -> str | None:
+    """Return why a JSON value is not valid for the feature, or None when it is.
+
+    Types are strict: 8.5 is not an hour (MLflow would silently truncate it to 8), a string is not a
+    number, and booleans are not integers even though Python says they are.
+    """
+    if feature.kind == "string":
+        if isinstance(value, str) and value.strip():
+            return None
+        return f"{feature.name} must be {feature.describe()}, got {_show(value)}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{feature.name} must be {feature.describe()}, got {_show(value)}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{feature.name} must be {feature.describe()}, got {_show(value)}"
+    if feature.kind == "integer" and isinstance(value, float) and not value.is_integer():
+        return (
+            f"{feature.name} must be {feature.describe()}, got {_show(value)} (not a whole number)"
+        )
+    return _range_problem(feature, float(value))
+
+
+def text_problem(feature: Feature, text: str) -> str | None:
+    """Like value_problem, for a value read as text (a CSV cell)."""
+    if feature.kind == "string":
+        return value_problem(feature, text)
+    try:
+        number = float(text)
+    except ValueError:
+        return f"{feature.name} must be {feature.describe()}, got {_show(text)}"
+    if feature.kind == "integer" and not _is_integer_text(text):
+        return f"{feature.name} must be {feature.describe()}, got {_show(text)}"
+    return value_problem(feature, number)
+
+
+def _is_integer_text(text: str) -> bool:
+    stripped = text.strip()
+    digits = stripped[1:] if stripped[:1] in "+-" else stripped
+    if digits.isdigit():
+        return True
+    whole, dot, frac = digits.partition(".")
+    return bool(dot) and whole.isdigit() and set(frac) <= {"0"}
+
+
+def _range_problem(feature: Feature, number: float) -> str | None:
+    low, high = feature.minimum, feature.maximum
+    if (low is not None and number < low) or (high is not None and number > high):
+        return f"{feature.name} must be {feature.describe()}, got {number:g}"
+    return None
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    text = repr(value) if isinstance(value, str) else str(value)
+    type_name = {bool: "boolean", str: "string", int: "integer", float: "number"}.get(
+        type(value), type(value).__name__
+    )
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    return f"{type_name} {shown}"

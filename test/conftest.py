@@ -1,0 +1,25 @@
+"""Fixtures shared by the whole suite: one trained model and its SageMaker archive per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from support import run_cli
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model trained by the CLI exactly as the pipeline trains it (synthetic data, seed 0)."""
+    output = tmp_path_factory.mktemp("model") / "model"
+    run_cli("train", "--output", str(output))
+    return output
+
+
+@pytest.fixture(scope="session")
+def model_archive(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The model packaged as SageMaker's model.tar.gz."""
+    archive = tmp_path_factory.mktemp("archive") / "model.tar.gz"
+    run_cli("package", str(model_dir), "--output", str(archive))
+    return archive
