@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from bikeshare import __version__
@@ -31,6 +32,18 @@ def _package(args: argparse.Namespace) -> int:
     from bikeshare.model.package import package_model
 
     print(package_model(args.model_dir, args.output))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from bikeshare.serving.server import ServeOptions, serve
+
+    options = ServeOptions(model_dir=args.model_dir, grace_seconds=args.grace_seconds)
+    if args.port is not None:
+        options = replace(options, port=args.port)
+    if args.workers is not None:
+        options = replace(options, workers=args.workers)
+    serve(options)
     return 0
 
 
@@ -60,6 +73,29 @@ def _add_package(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_package)
 
 
+def _add_serve(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="serve a model the way SageMaker runs a container (GET /ping, POST /invocations)",
+        description="Serve an MLflow pyfunc model with MLflow's scoring server behind strict "
+        "input validation. Defaults follow SageMaker: model in /opt/ml/model, port "
+        "$SAGEMAKER_BIND_TO_PORT or 8080, one worker per CPU. SIGTERM drains in-flight "
+        "requests for the grace period, then exits.",
+    )
+    parser.add_argument(
+        "--model-dir", type=Path, default=Path("/opt/ml/model"), help="MLflow model directory"
+    )
+    parser.add_argument("--port", type=int, help="port (default $SAGEMAKER_BIND_TO_PORT or 8080)")
+    parser.add_argument("--workers", type=int, help="worker processes (default: CPU count)")
+    parser.add_argument(
+        "--grace-seconds",
+        type=int,
+        default=25,
+        help="time in-flight requests get after SIGTERM (SageMaker kills at 30 s; default 25)",
+    )
+    parser.set_defaults(handler=_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full parser; every subcommand has its own --help."""
     parser = argparse.ArgumentParser(
@@ -68,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_package):
+    for add in (_add_train, _add_package, _add_serve):
         add(commands)
     return parser
 

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import signal
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 
 def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -13,3 +20,81 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(bikeshare), *args], capture_output=True, text=True, check=check, timeout=300
     )
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the kernel picks it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_ping(
+    base_url: str, timeout: float = 60.0, alive: Callable[[], bool] = lambda: True
+) -> float:
+    """Poll GET /ping until it answers 200; return the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if not alive():
+            raise RuntimeError(f"server behind {base_url} exited before /ping answered 200")
+        try:
+            if httpx.get(f"{base_url}/ping", timeout=2).status_code == 200:
+                return time.monotonic() - started
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{base_url}/ping did not answer 200 within {timeout} s")
+
+
+@dataclass
+class ServeProcess:
+    """A real `bikeshare serve` process on a free port."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+    def stop(self, timeout: float = 40.0) -> int:
+        """SIGTERM, as SageMaker and `docker stop` do; return the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def log(self) -> str:
+        """What the server wrote to stdout and stderr."""
+        return self.log_path.read_text(errors="replace")
+
+
+def start_serve(model_dir: Path, log_dir: Path, *extra: str, workers: int = 2) -> ServeProcess:
+    """Start `bikeshare serve` and wait until /ping is 200."""
+    server = launch_serve(model_dir, log_dir, *extra, workers=workers)
+    try:
+        wait_for_ping(server.base_url, alive=lambda: server.process.poll() is None)
+    except Exception:
+        server.stop()
+        raise RuntimeError(f"bikeshare serve did not become ready:\n{server.log()}") from None
+    return server
+
+
+def launch_serve(model_dir: Path, log_dir: Path, *extra: str, workers: int = 2) -> ServeProcess:
+    """Start `bikeshare serve` without waiting for it."""
+    port = free_port()
+    log_path = log_dir / f"serve-{port}.log"
+    bikeshare = Path(sys.executable).with_name("bikeshare")
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                str(bikeshare),
+                "serve",
+                "--model-dir",
+                str(model_dir),
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                *extra,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return ServeProcess(process, f"http://127.0.0.1:{port}", log_path)

@@ -67,7 +67,7 @@ def value_problem(feature: Feature, value: Any) -> str | None:
         return (
             f"{feature.name} must be {feature.describe()}, got {_show(value)} (not a whole number)"
         )
-    return _range_problem(feature, float(value))
+    return _range_problem(feature, value)
 
 
 def text_problem(feature: Feature, text: str) -> str | None:
@@ -93,9 +93,11 @@ def _is_integer_text(text: str) -> bool:
 
 
 def _range_problem(feature: Feature, number: float) -> str | None:
+    # Compared as given: converting a huge JSON integer to float would overflow.
     low, high = feature.minimum, feature.maximum
     if (low is not None and number < low) or (high is not None and number > high):
-        return f"{feature.name} must be {feature.describe()}, got {number:g}"
+        shown = f"{number:g}" if isinstance(number, float) else _show(number).split(" ", 1)[1]
+        return f"{feature.name} must be {feature.describe()}, got {shown}"
     return None
 
 
@@ -105,8 +107,9 @@ def _show(value: Any) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "NaN"
     text = repr(value) if isinstance(value, str) else str(value)
-    type_name = {bool: "boolean", str: "string", int: "integer", float: "number"}.get(
-        type(value), type(value).__name__
+    kinds = ((bool, "boolean"), (str, "string"), (int, "integer"), (float, "number"))
+    type_name = next(
+        (name for kind, name in kinds if isinstance(value, kind)), type(value).__name__
     )
     shown = text if len(text) <= 40 else text[:37] + "..."
     return f"{type_name} {shown}"

@@ -1,0 +1,1 @@
+"""The SageMaker serving runtime: MLflow's scoring server behind a strict request gate."""

@@ -1,0 +1,183 @@
+"""Request checking without a server: every accepted format and every class of bad input."""
+
+import json
+
+import pytest
+
+from bikeshare.model.features import FEATURE_NAMES
+from bikeshare.serving.payload import MAX_BODY_BYTES, PayloadError, canonical_payload
+
+ROW = ["72", 8, 20.5, 2]
+CANONICAL = {"dataframe_split": {"columns": list(FEATURE_NAMES), "data": [ROW]}}
+RECORD = dict(zip(FEATURE_NAMES, ROW, strict=True))
+RUNBOOK = (
+    '{"inputs":{"dataframe_split":{"columns":["station_id","hour","temp_c","dow"],'
+    '"data":[["72",8,20.5,2]]}}}'
+)
+
+
+def _json(payload: object) -> bytes:
+    return json.dumps(payload).encode()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        RUNBOOK.encode(),
+        _json({"dataframe_split": {"columns": list(FEATURE_NAMES), "data": [ROW]}}),
+        _json({"dataframe_split": {"columns": list(FEATURE_NAMES), "data": [ROW], "index": [7]}}),
+        _json({"dataframe_records": [RECORD]}),
+        _json({"instances": [RECORD]}),
+        _json({"inputs": [RECORD]}),
+        _json({"inputs": {name: [value] for name, value in RECORD.items()}}),
+        _json({"inputs": {"dataframe_records": [RECORD]}}),
+        _json({"dataframe_records": [dict(reversed(list(RECORD.items())))]}),
+        _json({"dataframe_records": [{**RECORD, "hour": 8.0}]}),
+    ],
+    ids=[
+        "runbook",
+        "split",
+        "split-index",
+        "records",
+        "instances",
+        "inputs-records",
+        "inputs-columns",
+        "runbook-records",
+        "column-order",
+        "integral-float",
+    ],
+)
+def test_every_json_format_becomes_the_canonical_split(body: bytes) -> None:
+    assert canonical_payload(body, "application/json") == CANONICAL
+
+
+def test_csv_becomes_the_canonical_split() -> None:
+    body = b"hour,station_id,temp_c,dow\r\n8,72,20.5,2\r\n"
+    assert canonical_payload(body, "text/csv; charset=utf-8") == CANONICAL
+
+
+def test_types_are_exact_in_the_canonical_payload() -> None:
+    body = _json({"dataframe_records": [{**RECORD, "temp_c": 20, "hour": 8.0}]})
+    data = canonical_payload(body, "application/json")["dataframe_split"]["data"][0]
+    assert [type(v) for v in data] == [str, int, float, int]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "fragment"),
+    [
+        (b"{", "application/json", 400, "not valid JSON"),
+        (b"\xff\xfe", "application/json", 400, "not UTF-8"),
+        (RUNBOOK.encode(), "application/x-www-form-urlencoded", 415, "unsupported content type"),
+        (RUNBOOK.encode(), None, 415, "no Content-Type header"),
+        (RUNBOOK.encode(), "application/json; charset=latin-1", 415, "UTF-8"),
+        (b"[1, 2]", "application/json", 400, "must be an object"),
+        (_json({"foo": 1}), "application/json", 400, "found keys: foo"),
+        (
+            _json({"instances": [RECORD], "inputs": [RECORD]}),
+            "application/json",
+            400,
+            "exactly one of the keys",
+        ),
+        (
+            _json({"dataframe_split": {"columns": list(FEATURE_NAMES)}}),
+            "application/json",
+            400,
+            "must have 'columns' and 'data'",
+        ),
+        (
+            _json({"dataframe_split": {"columns": list(FEATURE_NAMES), "data": [ROW[:3]]}}),
+            "application/json",
+            400,
+            "data[0] must be a list of 4 values",
+        ),
+        (_json({"dataframe_records": []}), "application/json", 400, "no rows to score"),
+        (
+            _json({"dataframe_records": [{k: v for k, v in RECORD.items() if k != "dow"}]}),
+            "application/json",
+            400,
+            "row 0: missing column(s) dow",
+        ),
+        (
+            _json({"dataframe_records": [{**RECORD, "rain_mm": 2}]}),
+            "application/json",
+            400,
+            "row 0: unexpected column(s) rain_mm",
+        ),
+        (
+            _json({"dataframe_records": [{**RECORD, "hour": 8.5}]}),
+            "application/json",
+            400,
+            "row 0: hour must be an integer from 0 to 23, got number 8.5",
+        ),
+        (
+            _json({"dataframe_records": [{**RECORD, "hour": 24}]}),
+            "application/json",
+            400,
+            "hour must be an integer from 0 to 23, got 24",
+        ),
+        (
+            _json({"dataframe_records": [{**RECORD, "dow": 7}]}),
+            "application/json",
+            400,
+            "dow must be an integer from 0 to 6, got 7",
+        ),
+        (
+            _json({"dataframe_records": [{**RECORD, "temp_c": 451.0}]}),
+            "application/json",
+            400,
+            "temp_c must be a number from -50 to 55, got 451",
+        ),
+        (
+            b'{"dataframe_records": [{"station_id": "72", "hour": 8, "temp_c": NaN, "dow": 2}]}',
+            "application/json",
+            400,
+            "temp_c must be a number from -50 to 55, got NaN",
+        ),
+        (
+            _json({"dataframe_records": [{**RECORD, "station_id": 72}]}),
+            "application/json",
+            400,
+            "station_id must be a string",
+        ),
+        (
+            _json({"inputs": {"station_id": ["72", "73"], "hour": [8]}}),
+            "application/json",
+            400,
+            "different lengths",
+        ),
+        (b"", "text/csv", 400, "CSV body is empty"),
+        (b"station_id,hour,temp_c,dow\n72,8.5,20,2\n", "text/csv", 400, "got string '8.5'"),
+        (b"station_id,hour,temp_c,dow\n72,8,20\n", "text/csv", 400, "CSV line 2 has 3 values"),
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "nested too deeply"),
+        (
+            b'{"dataframe_records": [{"hour": 1' + b"0" * 5000 + b"}]}",
+            "application/json",
+            400,
+            "not valid JSON",
+        ),
+    ],
+)
+def test_bad_input_is_refused_with_a_named_problem(
+    body: bytes, content_type: str | None, status: int, fragment: str
+) -> None:
+    with pytest.raises(PayloadError) as refused:
+        canonical_payload(body, content_type)
+    assert refused.value.status == status
+    assert fragment in str(refused.value)
+    assert json.loads(refused.value.to_json())["message"] == str(refused.value)
+
+
+def test_many_bad_cells_are_summarised() -> None:
+    rows = [{**RECORD, "hour": 99} for _ in range(10)]
+    with pytest.raises(PayloadError) as refused:
+        canonical_payload(_json({"dataframe_records": rows}), "application/json")
+    message = str(refused.value)
+    assert message.count("hour must be") == 3
+    assert message.endswith("(and more)")
+
+
+def test_body_over_sagemakers_limit_is_413() -> None:
+    with pytest.raises(PayloadError) as refused:
+        canonical_payload(b" " * (MAX_BODY_BYTES + 1), "application/json")
+    assert refused.value.status == 413
+    assert "6 MiB" in str(refused.value)
