@@ -23,3 +23,13 @@ def model_archive(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     archive = tmp_path_factory.mktemp("archive") / "model.tar.gz"
     run_cli("package", str(model_dir), "--output", str(archive))
     return archive
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print what tests measured for people (for example the serving image's size)."""
+    from support import REPORT_LINES
+
+    if REPORT_LINES:
+        terminalreporter.section("bikeshare reports")
+        for line in REPORT_LINES:
+            terminalreporter.write_line(line)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -98,3 +99,20 @@ def launch_serve(model_dir: Path, log_dir: Path, *extra: str, workers: int = 2) 
             stderr=subprocess.STDOUT,
         )
     return ServeProcess(process, f"http://127.0.0.1:{port}", log_path)
+
+
+# Lines printed at the end of the pytest run (image size and the like), in the order added.
+REPORT_LINES: list[str] = []
+
+
+def docker_or_skip() -> None:
+    """Skip when no Docker daemon is reachable, unless CI demands Docker (then fail)."""
+    import pytest
+
+    probe = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False)
+    if probe.returncode == 0:
+        return
+    reason = f"no Docker daemon reachable: {probe.stderr.strip().splitlines()[-1:]}"
+    if os.environ.get("BIKESHARE_REQUIRE_DOCKER") == "1":
+        pytest.fail(f"BIKESHARE_REQUIRE_DOCKER=1 but {reason}")
+    pytest.skip(reason)

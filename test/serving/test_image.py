@@ -1,0 +1,209 @@
+"""The serving image, built from the Dockerfile and run exactly as SageMaker runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from support import REPORT_LINES, docker_or_skip, free_port, wait_for_ping
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE_TAG = "bikeshare-test/python-base:3.11-bookworm"
+IMAGE_TAG = "bikeshare-serving:test"
+RUNBOOK_PAYLOAD = (
+    '{"inputs":{"dataframe_split":{"columns":["station_id","hour","temp_c","dow"],'
+    '"data":[["72",8,20.5,2]]}}}'
+)
+
+pytestmark = pytest.mark.docker
+
+
+def docker(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, check=check, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def base_image() -> str:
+    """The local stand-in for python:3.11-slim (debootstrap), built once per machine."""
+    docker_or_skip()
+    subprocess.run(
+        ["bash", str(ROOT / "test/support/base_image.sh"), BASE_TAG], check=True, timeout=900
+    )
+    return BASE_TAG
+
+
+def _build_context(target: Path) -> Path:
+    """What .dockerignore lets through, plus this machine's CA bundle for the test build only."""
+    for name in ("Dockerfile", ".dockerignore", "pyproject.toml", "uv.lock", "README.md"):
+        shutil.copy2(ROOT / name, target / name)
+    shutil.copytree(ROOT / "src", target / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    ca_bundle = os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE")
+    if ca_bundle and Path(ca_bundle).is_file():
+        shutil.copy2(ca_bundle, target / "build-ca.pem")
+    return target
+
+
+@pytest.fixture(scope="module")
+def serving_image(base_image: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    context = _build_context(tmp_path_factory.mktemp("docker-context"))
+    started = time.monotonic()
+    build = docker(
+        "build",
+        "--build-arg",
+        f"BASE_IMAGE={base_image}",
+        "--target",
+        "serving",
+        "-t",
+        IMAGE_TAG,
+        str(context),
+        check=False,
+    )
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    size = int(docker("image", "inspect", IMAGE_TAG, "--format", "{{.Size}}").stdout)
+    base = int(docker("image", "inspect", base_image, "--format", "{{.Size}}").stdout)
+    REPORT_LINES.append(
+        f"serving image {IMAGE_TAG}: {size / 1e6:.0f} MB ({(size - base) / 1e6:.0f} MB over the "
+        f"{base / 1e6:.0f} MB base stand-in); built in {time.monotonic() - started:.0f} s"
+    )
+    return IMAGE_TAG
+
+
+@pytest.fixture(scope="module")
+def opt_ml_model(model_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """model.tar.gz unpacked as SageMaker unpacks it, readable by the image's non-root user."""
+    target = tmp_path_factory.mktemp("opt-ml-model")
+    with tarfile.open(model_archive) as archive:
+        archive.extractall(target, filter="data")
+    target.chmod(0o755)
+    return target
+
+
+class Container:
+    def __init__(self, image: str, model: Path, *extra: str, port: int = 8080) -> None:
+        self.host_port = free_port()
+        self.id = docker(
+            "run",
+            "-d",
+            "-v",
+            f"{model}:/opt/ml/model:ro",
+            "-p",
+            f"127.0.0.1:{self.host_port}:{port}",
+            *extra,
+            image,
+            "serve",
+        ).stdout.strip()
+        self.base_url = f"http://127.0.0.1:{self.host_port}"
+
+    def running(self) -> bool:
+        return docker("inspect", "-f", "{{.State.Running}}", self.id).stdout.strip() == "true"
+
+    def logs(self) -> str:
+        result = docker("logs", self.id, check=False)
+        return result.stdout + result.stderr
+
+    def remove(self) -> None:
+        docker("rm", "-f", self.id, check=False)
+
+
+@pytest.fixture
+def container(serving_image: str, opt_ml_model: Path) -> Iterator[Container]:
+    running = Container(serving_image, opt_ml_model)
+    yield running
+    running.remove()
+
+
+def test_image_serves_like_sagemaker_runs_it(container: Container) -> None:
+    seconds = wait_for_ping(container.base_url, timeout=90, alive=container.running)
+    REPORT_LINES.append(f"serving image: docker run -> /ping 200 in {seconds:.1f} s")
+    answer = httpx.post(
+        f"{container.base_url}/invocations",
+        content=RUNBOOK_PAYLOAD,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    (prediction,) = answer.json()["predictions"]
+    assert prediction > 0
+
+    bad = httpx.post(
+        f"{container.base_url}/invocations",
+        timeout=30,
+        headers={"Content-Type": "application/json"},
+        content=RUNBOOK_PAYLOAD.replace("20.5", "2050.5"),
+    )
+    assert bad.status_code == 400
+    assert "temp_c must be a number from -50 to 55" in bad.json()["message"]
+
+    started = time.monotonic()
+    docker("stop", "--time", "30", container.id)
+    stopped_in = time.monotonic() - started
+    exit_code = docker("inspect", "-f", "{{.State.ExitCode}}", container.id).stdout.strip()
+    assert exit_code == "0", container.logs()
+    assert stopped_in < 10, f"docker stop took {stopped_in:.1f} s"
+    REPORT_LINES.append(f"serving image: docker stop -> clean exit in {stopped_in:.1f} s")
+
+
+def test_image_honours_sagemaker_bind_to_port(serving_image: str, opt_ml_model: Path) -> None:
+    moved = Container(serving_image, opt_ml_model, "-e", "SAGEMAKER_BIND_TO_PORT=9090", port=9090)
+    try:
+        wait_for_ping(moved.base_url, timeout=90, alive=moved.running)
+    finally:
+        moved.remove()
+
+
+def test_image_without_a_model_fails_with_a_clear_message(
+    serving_image: str, tmp_path: Path
+) -> None:
+    tmp_path.chmod(0o755)
+    result = docker(
+        "run",
+        "--rm",
+        "-v",
+        f"{tmp_path}:/opt/ml/model:ro",
+        serving_image,
+        "serve",
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "no MLmodel file" in result.stderr
+    assert "SageMaker unpacks the endpoint's ModelDataUrl archive into /opt/ml/model" in (
+        result.stderr
+    )
+
+
+def test_image_metadata_follows_the_byoc_contract(serving_image: str) -> None:
+    config = json.loads(
+        docker("image", "inspect", serving_image, "--format", "{{json .Config}}").stdout
+    )
+    assert config["Labels"]["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"
+    assert "8080/tcp" in config["ExposedPorts"]
+    assert config["Entrypoint"] == ["bikeshare"]
+    assert config["User"] == "model-server"
+
+
+def test_image_carries_only_what_serving_needs(serving_image: str) -> None:
+    probe = docker(
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        serving_image,
+        "-c",
+        "for tool in gcc cc make java nginx uv pip; do command -v $tool; done; "
+        "python3 -c 'import boto3' 2>/dev/null && echo boto3; "
+        "python3 -c 'import uvloop, httptools, gunicorn, sklearn, mlflow' && echo serving-ok",
+        check=False,
+    )
+    assert probe.stdout.split() == ["serving-ok"], probe.stdout + probe.stderr
