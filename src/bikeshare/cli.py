@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bikeshare import __version__
+from bikeshare.deploy.cli import add_release_commands
 from bikeshare.errors import BikeshareError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -104,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_package, _add_serve):
+    for add in (_add_train, _add_package, _add_serve, add_release_commands):
         add(commands)
     return parser
 
@@ -117,3 +118,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BikeshareError as error:
         print(f"bikeshare {args.command}: error: {error}", file=sys.stderr)
         return 1
+    except Exception as error:
+        if type(error).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
+            from bikeshare.deploy.aws import explain_credentials_error
+
+            print(
+                f"bikeshare {args.command}: error: {explain_credentials_error(error)}",
+                file=sys.stderr,
+            )
+            return 1
+        raise

@@ -8,6 +8,7 @@ SageMaker sends SIGKILL 30 s after SIGTERM, so the default grace is 25 s.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from dataclasses import dataclass, field
@@ -112,6 +113,11 @@ def serve(options: ServeOptions) -> None:
         level=logging.INFO, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
     )
     app = build_app(options.model_dir)
+    if os.environ.get("BIKESHARE_GC_FREEZE", "1") == "1":
+        # Move everything loaded so far (MLflow, pandas, the model) out of the collector's reach
+        # before forking: the workers' collections then neither walk nor copy-on-write these
+        # pages, which otherwise shows up as multi-millisecond pauses in tail latency.
+        gc.freeze()
     log.info("serving %s on %s:%d", options.model_dir, options.host, options.port)
     _GunicornServer(app, gunicorn_settings(options)).run()
 

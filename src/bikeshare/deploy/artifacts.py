@@ -1,0 +1,138 @@
+"""Model archives in S3: content-addressed upload, and reading what an archive says about itself."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bikeshare.deploy.aws import error_code
+from bikeshare.errors import BikeshareError
+
+MAX_ARCHIVE_BYTES = 512 * 1024 * 1024  # read into memory for inspection; ours are ~1 MB
+
+
+@dataclass(frozen=True)
+class ModelArchive:
+    """What a packaged MLflow model declares: its requirements and its serving input example."""
+
+    requirements: dict[str, str]
+    serving_example: dict[str, Any] | None
+    mlflow_version: str | None
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/key` -> (bucket, key), with a message naming the problem otherwise."""
+    if not uri.startswith("s3://") or "/" not in uri[5:] or uri.endswith("/"):
+        raise BikeshareError(
+            f"model data must be an s3://bucket/key URI of a model.tar.gz: {uri!r}"
+        )
+    bucket, key = uri[5:].split("/", 1)
+    return bucket, key
+
+
+def read_model_archive(data: bytes, where: str) -> ModelArchive:
+    """Check the bytes are a packaged MLflow model and read its declarations."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
+            names = set(archive.getnames())
+            if "MLmodel" not in names:
+                raise BikeshareError(
+                    f"{where} is not a packaged MLflow model: no MLmodel at the archive root "
+                    "(make it with `bikeshare package`)"
+                )
+            mlmodel = _member_text(archive, "MLmodel")
+            requirements = (
+                _member_text(archive, "requirements.txt") if ("requirements.txt" in names) else ""
+            )
+            example = (
+                _member_text(archive, "serving_input_example.json")
+                if ("serving_input_example.json" in names)
+                else None
+            )
+    except (tarfile.TarError, EOFError, OSError) as error:
+        raise BikeshareError(f"{where} is not a readable tar.gz model archive: {error}") from error
+    return ModelArchive(
+        requirements=parse_requirements(requirements),
+        serving_example=json.loads(example) if example else None,
+        mlflow_version=_mlmodel_field(mlmodel, "mlflow_version"),
+    )
+
+
+def _member_text(archive: tarfile.TarFile, name: str) -> str:
+    member = archive.extractfile(name)
+    if member is None:
+        raise BikeshareError(f"{name} in the model archive is not a regular file")
+    return member.read().decode("utf-8")
+
+
+def _mlmodel_field(mlmodel: str, key: str) -> str | None:
+    for line in mlmodel.splitlines():
+        if line.startswith(f"{key}:"):
+            return line.split(":", 1)[1].strip().strip("'\"")
+    return None
+
+
+def parse_requirements(text: str) -> dict[str, str]:
+    """`name==version` lines -> {normalised name: version}; other lines are ignored."""
+    pinned = {}
+    for line in text.splitlines():
+        name, sep, version = line.split("#", 1)[0].strip().partition("==")
+        if sep:
+            pinned[normalise(name)] = version.strip()
+    return pinned
+
+
+def normalise(name: str) -> str:
+    """PEP 503 normalisation, so `scikit_learn` and `scikit-learn` compare equal."""
+    return "-".join(name.lower().replace("_", "-").replace(".", "-").split("-"))
+
+
+def fetch_archive(s3: Any, uri: str) -> bytes:
+    """Download a model archive, refusing a missing one with a clear message."""
+    bucket, key = parse_s3_uri(uri)
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except Exception as error:
+        if error_code(error) in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+            raise BikeshareError(
+                f"model artifact {uri} does not exist; nothing was changed"
+            ) from error
+        raise
+    if head["ContentLength"] > MAX_ARCHIVE_BYTES:
+        raise BikeshareError(f"model artifact {uri} is {head['ContentLength']} bytes; too large")
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def upload_model(s3: Any, archive: Path, bucket: str, prefix: str, git_sha: str) -> str:
+    """Upload under `<prefix>/<sha256>/model.tar.gz`; an identical upload is a no-op."""
+    data = archive.read_bytes()
+    read_model_archive(data, str(archive))
+    digest = hashlib.sha256(data).hexdigest()
+    key = "/".join(part for part in (prefix.strip("/"), digest, "model.tar.gz") if part)
+    uri = f"s3://{bucket}/{key}"
+    if not _exists(s3, bucket, key):
+        s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=data,
+            ContentType="application/gzip",
+            ChecksumAlgorithm="SHA256",
+            Metadata={"sha256": digest},
+            Tagging=f"git-sha={git_sha}",
+        )
+    return uri
+
+
+def _exists(s3: Any, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except Exception as error:
+        if error_code(error) in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True

@@ -1,0 +1,143 @@
+"""What an endpoint serves, read from SageMaker, and how release resources are named."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bikeshare.deploy.aws import is_not_found
+
+# SageMaker's endpoint statuses, grouped by what the deploy may do about them.
+SETTLED = frozenset({"InService", "OutOfService"})
+IN_PROGRESS = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
+BROKEN = frozenset({"Failed", "UpdateRollbackFailed"})
+
+NAME_LIMIT = 63  # SageMaker's limit for model, endpoint config and endpoint names
+DEFAULT_VARIANT = "AllTraffic"
+
+# Tags on the endpoint: the deployment record that `status` shows and `promote` trusts.
+TAG_VERIFIED_CONFIG = "bikeshare:verified-config"
+TAG_PREVIOUS_CONFIG = "bikeshare:previous-config"
+TAG_GIT_SHA = "bikeshare:git-sha"
+TAG_DEPLOYED_AT = "bikeshare:deployed-at"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One production variant as configured."""
+
+    name: str
+    model_name: str
+    instance_type: str
+    instance_count: int
+    image: str = ""
+    model_data: str = ""
+    current_count: int | None = None
+    current_weight: float | None = None
+
+
+@dataclass(frozen=True)
+class EndpointSnapshot:
+    """Everything `status` shows and a deploy needs to know before it changes anything."""
+
+    name: str
+    arn: str
+    status: str
+    config_name: str
+    failure_reason: str | None
+    variants: tuple[Variant, ...]
+    tags: dict[str, str] = field(default_factory=dict)
+    last_modified: str = ""
+
+    @property
+    def verified(self) -> bool:
+        """Whether this tool verified the config that is serving now."""
+        return self.tags.get(TAG_VERIFIED_CONFIG) == self.config_name
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict for `status --json` and reports."""
+        data = asdict(self)
+        data["verified"] = self.verified
+        data["previous_config"] = self.tags.get(TAG_PREVIOUS_CONFIG)
+        return data
+
+
+def describe_endpoint(sagemaker: Any, name: str) -> EndpointSnapshot | None:
+    """Read the endpoint, its config and models; None when the endpoint does not exist."""
+    try:
+        endpoint = sagemaker.describe_endpoint(EndpointName=name)
+    except Exception as error:  # botocore ClientError; anything else propagates below
+        if is_not_found(error):
+            return None
+        raise
+    config_name = endpoint["EndpointConfigName"]
+    runtime = {v["VariantName"]: v for v in endpoint.get("ProductionVariants", [])}
+    variants = tuple(
+        _variant(sagemaker, spec, runtime.get(spec["VariantName"], {}))
+        for spec in _config_variants(sagemaker, config_name)
+    )
+    tags = {
+        t["Key"]: t["Value"]
+        for t in sagemaker.list_tags(ResourceArn=endpoint["EndpointArn"]).get("Tags", [])
+    }
+    return EndpointSnapshot(
+        name=name,
+        arn=endpoint["EndpointArn"],
+        status=endpoint["EndpointStatus"],
+        config_name=config_name,
+        failure_reason=endpoint.get("FailureReason"),
+        variants=variants,
+        tags=tags,
+        last_modified=str(endpoint.get("LastModifiedTime", "")),
+    )
+
+
+def _config_variants(sagemaker: Any, config_name: str) -> list[dict[str, Any]]:
+    try:
+        return sagemaker.describe_endpoint_config(EndpointConfigName=config_name)[
+            "ProductionVariants"
+        ]
+    except Exception as error:
+        if is_not_found(error):
+            return []  # someone deleted the serving config; the snapshot still reports status
+        raise
+
+
+def _variant(sagemaker: Any, spec: dict[str, Any], runtime: dict[str, Any]) -> Variant:
+    image = model_data = ""
+    try:
+        container = sagemaker.describe_model(ModelName=spec["ModelName"]).get(
+            "PrimaryContainer", {}
+        )
+        image, model_data = container.get("Image", ""), container.get("ModelDataUrl", "")
+    except Exception as error:
+        if not is_not_found(error):
+            raise
+    return Variant(
+        name=spec["VariantName"],
+        model_name=spec["ModelName"],
+        instance_type=spec.get("InstanceType", ""),
+        instance_count=int(spec.get("InitialInstanceCount", 1)),
+        image=image,
+        model_data=model_data,
+        current_count=runtime.get("CurrentInstanceCount"),
+        current_weight=runtime.get("CurrentWeight"),
+    )
+
+
+def release_name(endpoint_name: str, git_sha: str, now: datetime) -> str:
+    """`<endpoint>-<sha7>-<yyyymmddHHMMSS>`, shortened at the front part to fit 63 characters.
+
+    Model and endpoint config share the name: one release, one name to search for.
+    """
+    sha = re.sub(r"[^0-9a-zA-Z]", "", git_sha)[:7] or "nosha"
+    suffix = f"-{sha}-{now:%Y%m%d%H%M%S}"
+    prefix = endpoint_name[: NAME_LIMIT - len(suffix)].rstrip("-")
+    return prefix + suffix
+
+
+def release_prefix(endpoint_name: str) -> str:
+    """What every release name of this endpoint starts with (for pruning)."""
+    return endpoint_name[: NAME_LIMIT - len("-nosha00-yyyymmddHHMMSS")].rstrip("-") + "-"

@@ -1,0 +1,497 @@
+"""Deploy a release to a SageMaker endpoint so that the endpoint is never left broken.
+
+The order: refuse what cannot work before changing anything (image by digest, model artifact
+readable, endpoint not busy or broken); record what serves now; create model and endpoint config;
+create or update the endpoint (blue/green); wait with progress; verify the endpoint serves the NEW
+config (a failed update silently returns to InService on the old one); smoke test; on failure roll
+back to the recorded config and verify that too. Every exit says what is serving.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from bikeshare.deploy.artifacts import fetch_archive, read_model_archive
+from bikeshare.deploy.aws import error_code, error_message
+from bikeshare.deploy.endpoint import (
+    BROKEN,
+    DEFAULT_VARIANT,
+    IN_PROGRESS,
+    TAG_DEPLOYED_AT,
+    TAG_GIT_SHA,
+    TAG_PREVIOUS_CONFIG,
+    TAG_VERIFIED_CONFIG,
+    EndpointSnapshot,
+    describe_endpoint,
+    release_name,
+    release_prefix,
+)
+from bikeshare.deploy.images import require_digest
+from bikeshare.deploy.smoke import SmokeFailed, SmokeResult, smoke_test
+from bikeshare.errors import BikeshareError
+
+Strategy = Literal["all-at-once", "canary", "linear"]
+Say = Callable[[str], None]
+
+
+def say_on_stderr(message: str) -> None:
+    """Progress goes to stderr so stdout stays parseable (`status --json`, URIs)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+class DeployFailed(BikeshareError):
+    """A deploy that did not complete; the message always says what is serving now."""
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The AWS clients a release needs."""
+
+    sagemaker: Any
+    runtime: Any
+    s3: Any
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    """Everything `bikeshare deploy` was asked to do."""
+
+    endpoint_name: str
+    image_uri: str
+    model_data: str
+    instance_type: str
+    role_arn: str
+    instance_count: int = 1
+    strategy: Strategy = "all-at-once"
+    canary_percent: int = 10
+    bake_seconds: int = 300
+    alarms: tuple[str, ...] = ()
+    wait: bool = False
+    smoke: bool = True
+    dry_run: bool = False
+    git_sha: str = "unknown"
+    smoke_payload: dict[str, Any] | None = None
+    keep_releases: int = 5
+    poll_seconds: float = 15.0
+    timeout_seconds: float = 3600.0
+
+
+@dataclass
+class Outcome:
+    """What a deploy did; `serving` is the config verified to be serving at the end."""
+
+    endpoint_name: str
+    new_config: str
+    previous_config: str | None
+    serving: str | None
+    smoke: SmokeResult | None = None
+    plan: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+
+def check_request(request: DeployRequest) -> None:
+    """Refuse impossible combinations before touching AWS."""
+    require_digest(request.image_uri)
+    if request.instance_count < 1:
+        raise BikeshareError("--instance-count must be at least 1")
+    if not 1 <= len(request.alarms) <= 10 and request.alarms:
+        raise BikeshareError("SageMaker accepts 1 to 10 --alarm names for auto-rollback")
+    if request.strategy != "all-at-once":
+        if not 1 <= request.canary_percent <= 50:
+            raise BikeshareError("--canary-percent must be between 1 and 50")
+        step = math.ceil(request.instance_count * request.canary_percent / 100)
+        if step * 2 > request.instance_count:
+            raise BikeshareError(
+                f"a {request.strategy} rollout of {request.canary_percent}% on "
+                f"{request.instance_count} instance(s) shifts {step} instance(s), more than half; "
+                "SageMaker requires the canary or step to be at most 50% of capacity: raise "
+                "--instance-count or use --strategy all-at-once"
+            )
+        if not 0 <= request.bake_seconds <= 3600:
+            raise BikeshareError("--bake-seconds must be between 0 and 3600")
+
+
+def deployment_config(request: DeployRequest) -> dict[str, Any]:
+    """SageMaker's blue/green DeploymentConfig for the requested strategy."""
+    routing: dict[str, Any] = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}
+    size = {"Type": "CAPACITY_PERCENT", "Value": request.canary_percent}
+    if request.strategy == "canary":
+        routing = {
+            "Type": "CANARY",
+            "WaitIntervalInSeconds": request.bake_seconds,
+            "CanarySize": size,
+        }
+    elif request.strategy == "linear":
+        routing = {
+            "Type": "LINEAR",
+            "WaitIntervalInSeconds": request.bake_seconds,
+            "LinearStepSize": size,
+        }
+    config: dict[str, Any] = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": routing,
+            "TerminationWaitInSeconds": 0,
+            "MaximumExecutionTimeoutInSeconds": max(600, min(28800, int(request.timeout_seconds))),
+        }
+    }
+    if request.alarms:
+        config["AutoRollbackConfiguration"] = {
+            "Alarms": [{"AlarmName": name} for name in request.alarms]
+        }
+    return config
+
+
+def deploy(
+    clients: Clients,
+    request: DeployRequest,
+    say: Say = say_on_stderr,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Outcome:
+    """Run one release end to end; raise DeployFailed (saying what serves) when it fails."""
+    check_request(request)
+    archive = read_model_archive(fetch_archive(clients.s3, request.model_data), request.model_data)
+    payload = request.smoke_payload or archive.serving_example
+    if request.smoke and payload is None:
+        raise BikeshareError(
+            f"{request.model_data} has no serving_input_example.json to smoke-test with; "
+            "pass --payload FILE or --no-smoke"
+        )
+    current = _deployable(clients.sagemaker, request, say)
+    name = release_name(request.endpoint_name, request.git_sha, now())
+    outcome = Outcome(
+        endpoint_name=request.endpoint_name,
+        new_config=name,
+        previous_config=current.config_name if current else None,
+        serving=current.config_name if current else None,
+        plan=_plan(request, current, name),
+        dry_run=request.dry_run,
+    )
+    for line in outcome.plan:
+        say(line)
+    if request.dry_run:
+        say("dry run: nothing was changed")
+        return outcome
+    _create_release(clients.sagemaker, request, current, name)
+    if current is None:
+        return _first_deploy(clients, request, outcome, payload, say)
+    return _update(clients, request, current, outcome, payload, say)
+
+
+def _deployable(sagemaker: Any, request: DeployRequest, say: Say) -> EndpointSnapshot | None:
+    """The endpoint as it is now, once it is in a state a deploy may start from."""
+    current = describe_endpoint(sagemaker, request.endpoint_name)
+    if current is None or current.status == "InService":
+        return current
+    name = request.endpoint_name
+    if current.status in IN_PROGRESS:
+        if not request.wait:
+            raise BikeshareError(
+                f"endpoint {name} is {current.status} (since {current.last_modified}); another "
+                "change is in progress. Re-run with --wait, or try later; nothing was changed"
+            )
+        say(f"{name} is {current.status}; waiting for it to settle (--wait)")
+        current = wait_until_settled(sagemaker, name, request, say)
+        if current.status == "InService":
+            return current
+    if current.status == "Failed":
+        raise BikeshareError(
+            f"endpoint {name} is Failed ({current.failure_reason}); SageMaker only allows deleting "
+            f"a Failed endpoint: `aws sagemaker delete-endpoint --endpoint-name {name}`, then "
+            "deploy again to create it afresh"
+        )
+    if current.status in BROKEN:
+        raise BikeshareError(
+            f"endpoint {name} is {current.status} ({current.failure_reason}); roll it back to a "
+            f"known config with `bikeshare rollback --endpoint-name {name} --to-config CONFIG`, "
+            "or update it to one, before deploying"
+        )
+    raise BikeshareError(f"endpoint {name} is {current.status}; nothing was changed")
+
+
+def _plan(request: DeployRequest, current: EndpointSnapshot | None, name: str) -> list[str]:
+    action = "create endpoint" if current is None else f"update endpoint ({request.strategy})"
+    lines = [
+        f"plan for {request.endpoint_name}: {action}",
+        f"  image:        {request.image_uri}",
+        f"  model data:   {request.model_data}",
+        f"  new config:   {name} ({request.instance_count} x {request.instance_type})",
+        f"  now serving:  {current.config_name if current else 'nothing (new endpoint)'}",
+    ]
+    if request.alarms:
+        lines.append(f"  auto-rollback alarms: {', '.join(request.alarms)}")
+    lines.append(f"  smoke test:   {'yes' if request.smoke else 'skipped (--no-smoke)'}")
+    return lines
+
+
+def _create_release(
+    sagemaker: Any, request: DeployRequest, current: EndpointSnapshot | None, name: str
+) -> None:
+    variant = current.variants[0].name if current and current.variants else DEFAULT_VARIANT
+    tags = [
+        {"Key": TAG_GIT_SHA, "Value": request.git_sha},
+        {"Key": "bikeshare:image", "Value": request.image_uri[-256:]},
+        {"Key": "bikeshare:model-data", "Value": request.model_data[-256:]},
+    ]
+    sagemaker.create_model(
+        ModelName=name,
+        ExecutionRoleArn=request.role_arn,
+        PrimaryContainer={"Image": request.image_uri, "ModelDataUrl": request.model_data},
+        Tags=tags,
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {
+                "VariantName": variant,
+                "ModelName": name,
+                "InstanceType": request.instance_type,
+                "InitialInstanceCount": request.instance_count,
+                "InitialVariantWeight": 1.0,
+            }
+        ],
+        Tags=tags,
+    )
+
+
+def wait_until_settled(
+    sagemaker: Any, name: str, request: DeployRequest, say: Say
+) -> EndpointSnapshot:
+    """Poll until the endpoint leaves the in-progress states, printing each transition."""
+    started = time.monotonic()
+    last = ""
+    while True:
+        snapshot = describe_endpoint(sagemaker, name)
+        if snapshot is None:
+            raise DeployFailed(f"endpoint {name} disappeared while waiting for it")
+        elapsed = time.monotonic() - started
+        if snapshot.status != last:
+            say(f"{name}: {snapshot.status} ({_clock(elapsed)})")
+            last = snapshot.status
+        if snapshot.status not in IN_PROGRESS:
+            return snapshot
+        if elapsed > request.timeout_seconds:
+            raise DeployFailed(
+                f"{name} is still {snapshot.status} after {_clock(elapsed)}; SageMaker carries on "
+                f"without us. Check it with `bikeshare status --endpoint-name {name}`"
+            )
+        time.sleep(request.poll_seconds)
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}:{rest:02d}"
+
+
+def _first_deploy(
+    clients: Clients, request: DeployRequest, outcome: Outcome, payload: Any, say: Say
+) -> Outcome:
+    sagemaker, name = clients.sagemaker, request.endpoint_name
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=outcome.new_config)
+    final = wait_until_settled(sagemaker, name, request, say)
+    if final.status != "InService":
+        _remove_first_deploy(sagemaker, name, outcome.new_config)
+        raise DeployFailed(
+            f"first deploy of {name} failed: {final.status}: {final.failure_reason}. Removed the "
+            "endpoint, its config and model: nothing is left behind, nothing is serving"
+        )
+    try:
+        outcome.smoke = _smoke(clients, request, payload, say)
+    except SmokeFailed as error:
+        _remove_first_deploy(sagemaker, name, outcome.new_config)
+        raise DeployFailed(
+            f"first deploy of {name}: smoke test failed: {error}. Removed the endpoint, its "
+            "config and model: nothing is left behind, nothing is serving"
+        ) from error
+    outcome.serving = outcome.new_config
+    _record(sagemaker, final, request, outcome.new_config, previous=None)
+    say(f"{name} is serving {outcome.new_config} (verified)")
+    return outcome
+
+
+def _remove_first_deploy(sagemaker: Any, name: str, config: str) -> None:
+    sagemaker.delete_endpoint(EndpointName=name)
+    deadline = time.monotonic() + 300
+    while describe_endpoint(sagemaker, name) is not None and time.monotonic() < deadline:
+        time.sleep(1)
+    _delete_release(sagemaker, config)
+
+
+def _update(
+    clients: Clients,
+    request: DeployRequest,
+    current: EndpointSnapshot,
+    outcome: Outcome,
+    payload: Any,
+    say: Say,
+) -> Outcome:
+    sagemaker, name, new = clients.sagemaker, request.endpoint_name, outcome.new_config
+    same_type = all(v.instance_type == request.instance_type for v in current.variants)
+    try:
+        sagemaker.update_endpoint(
+            EndpointName=name,
+            EndpointConfigName=new,
+            DeploymentConfig=deployment_config(request),
+            # Keep the live instance count (auto scaling's doing) unless the type changes,
+            # where the new config's count must apply.
+            RetainAllVariantProperties=same_type,
+        )
+    except Exception as error:
+        if error_code(error) != "ValidationException":
+            raise
+        _delete_release(sagemaker, new)
+        raise DeployFailed(
+            f"SageMaker refused the update of {name}: {error_message(error)}. Another deploy may "
+            f"have started first; {name} still serves {current.config_name}, unchanged"
+        ) from error
+    final = wait_until_settled(sagemaker, name, request, say)
+    if final.config_name != new or final.status != "InService":
+        raise DeployFailed(_not_serving_new(name, new, final))
+    try:
+        outcome.smoke = _smoke(clients, request, payload, say)
+    except SmokeFailed as error:
+        serving = rollback_to(sagemaker, name, current.config_name, request, say)
+        outcome.serving = serving.config_name
+        raise DeployFailed(
+            f"smoke test of {new} failed: {error}. Rolled back: {name} is serving "
+            f"{serving.config_name} again (verified {serving.status})"
+        ) from error
+    outcome.serving = new
+    _record(sagemaker, final, request, new, previous=current.config_name)
+    prune_releases(
+        sagemaker, name, keep=request.keep_releases, protect={new, current.config_name}, say=say
+    )
+    say(f"{name} is serving {new} (verified)")
+    return outcome
+
+
+def _not_serving_new(name: str, new: str, final: EndpointSnapshot) -> str:
+    reason = final.failure_reason or "no reason given"
+    if final.status == "InService":
+        return (
+            f"update of {name} to {new} did not take: SageMaker rolled it back ({reason}). "
+            f"{name} is serving {final.config_name} (verified InService)"
+        )
+    return (
+        f"update of {name} to {new} failed: endpoint is {final.status} ({reason}) on "
+        f"{final.config_name}; act now: `bikeshare rollback --endpoint-name {name} "
+        f"--to-config {final.config_name}` or check `bikeshare status`"
+    )
+
+
+def _smoke(clients: Clients, request: DeployRequest, payload: Any, say: Say) -> SmokeResult | None:
+    if not request.smoke:
+        say("smoke test skipped (--no-smoke)")
+        return None
+    result = smoke_test(clients.runtime, request.endpoint_name, payload)
+    say(f"smoke test passed: {result.summary()}")
+    return result
+
+
+def rollback_to(
+    sagemaker: Any, name: str, config: str, request: DeployRequest, say: Say
+) -> EndpointSnapshot:
+    """Point the endpoint back at a config, wait, and verify it serves it; loud if not."""
+    say(f"rolling {name} back to {config}")
+    try:
+        sagemaker.update_endpoint(
+            EndpointName=name, EndpointConfigName=config, RetainAllVariantProperties=True
+        )
+        final = wait_until_settled(sagemaker, name, request, say)
+    except Exception as error:
+        raise DeployFailed(
+            f"ROLLBACK FAILED: could not point {name} back at {config}: {error}. The endpoint may "
+            f"be serving a bad release; run `bikeshare status --endpoint-name {name}` and "
+            f"`bikeshare rollback --endpoint-name {name} --to-config {config}` now"
+        ) from error
+    if final.config_name != config or final.status != "InService":
+        raise DeployFailed(
+            f"ROLLBACK FAILED: {name} is {final.status} on {final.config_name}, not on {config} "
+            f"({final.failure_reason}). Run `bikeshare rollback --endpoint-name {name} "
+            f"--to-config {config}` now"
+        )
+    say(f"{name} is serving {config} again (verified)")
+    return final
+
+
+def _record(
+    sagemaker: Any,
+    final: EndpointSnapshot,
+    request: DeployRequest,
+    config: str,
+    previous: str | None,
+) -> None:
+    tags = {
+        TAG_VERIFIED_CONFIG: config,
+        TAG_GIT_SHA: request.git_sha,
+        TAG_DEPLOYED_AT: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if previous:
+        tags[TAG_PREVIOUS_CONFIG] = previous
+    sagemaker.add_tags(
+        ResourceArn=final.arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
+    )
+
+
+def _delete_release(sagemaker: Any, name: str) -> None:
+    """Delete one release's endpoint config and model (missing ones are fine)."""
+    for call, key in (
+        (sagemaker.delete_endpoint_config, "EndpointConfigName"),
+        (sagemaker.delete_model, "ModelName"),
+    ):
+        try:
+            call(**{key: name})
+        except Exception as error:
+            if error_code(error) != "ValidationException":
+                raise
+
+
+def prune_releases(sagemaker: Any, endpoint: str, keep: int, protect: set[str], say: Say) -> None:
+    """Delete this endpoint's oldest releases beyond `keep`, never the protected ones."""
+    prefix = release_prefix(endpoint)
+    configs = []
+    for page in sagemaker.get_paginator("list_endpoint_configs").paginate(NameContains=prefix):
+        configs += [
+            c for c in page["EndpointConfigs"] if c["EndpointConfigName"].startswith(prefix)
+        ]
+    configs.sort(key=lambda c: c["CreationTime"], reverse=True)
+    for old in configs[keep:]:
+        if old["EndpointConfigName"] not in protect:
+            _delete_release(sagemaker, old["EndpointConfigName"])
+            say(f"pruned old release {old['EndpointConfigName']}")
+
+
+def rollback(
+    clients: Clients,
+    name: str,
+    to_config: str | None,
+    say: Say = say_on_stderr,
+    request: DeployRequest | None = None,
+) -> EndpointSnapshot:
+    """`bikeshare rollback`: back to --to-config, or to the previous verified release."""
+    current = describe_endpoint(clients.sagemaker, name)
+    if current is None:
+        raise BikeshareError(f"endpoint {name} does not exist; nothing to roll back")
+    target = to_config or current.tags.get(TAG_PREVIOUS_CONFIG)
+    if not target:
+        raise BikeshareError(
+            f"{name} has no recorded previous release; pass --to-config CONFIG "
+            "(`aws sagemaker list-endpoint-configs` lists them)"
+        )
+    if current.status in IN_PROGRESS:
+        raise BikeshareError(f"endpoint {name} is {current.status}; wait for it, then roll back")
+    settings = request or DeployRequest(name, "", "", "", "", poll_seconds=5.0)
+    final = rollback_to(clients.sagemaker, name, target, settings, say)
+    _record(
+        clients.sagemaker,
+        final,
+        replace(settings, git_sha=current.tags.get(TAG_GIT_SHA, "unknown")),
+        target,
+        previous=current.config_name,
+    )
+    return final

@@ -1,0 +1,106 @@
+"""Smoke test: send the model's own serving example to the endpoint and check the answer."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bikeshare.deploy.aws import error_code, error_message
+from bikeshare.errors import BikeshareError
+
+
+class SmokeFailed(BikeshareError):
+    """The endpoint answered, but not with what a healthy release answers."""
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    """A passed smoke test."""
+
+    predictions: list[float]
+    latency_ms: float
+
+    def summary(self) -> str:
+        """One line for logs and reports."""
+        shown = ", ".join(f"{p:.3f}" for p in self.predictions[:5])
+        return f"{len(self.predictions)} prediction(s) [{shown}] in {self.latency_ms:.0f} ms"
+
+
+def expected_rows(payload: dict[str, Any]) -> int:
+    """How many predictions a payload must produce (dataframe_split or records payloads)."""
+    split = payload.get("dataframe_split")
+    if isinstance(split, dict):
+        return len(split.get("data", []))
+    for key in ("dataframe_records", "instances", "inputs"):
+        if isinstance(payload.get(key), list):
+            return len(payload[key])
+    raise SmokeFailed(f"smoke payload has no rows in a known format: keys {sorted(payload)}")
+
+
+def smoke_test(runtime: Any, endpoint_name: str, payload: dict[str, Any]) -> SmokeResult:
+    """Invoke the endpoint and validate: 200, JSON, one finite non-negative number per row."""
+    rows = expected_rows(payload)
+    started = time.monotonic()
+    try:
+        answer = runtime.invoke_endpoint(
+            EndpointName=endpoint_name,
+            ContentType="application/json",
+            Accept="application/json",
+            Body=json.dumps(payload).encode(),
+        )
+    except Exception as error:
+        raise SmokeFailed(_invoke_failure(endpoint_name, error)) from error
+    latency_ms = (time.monotonic() - started) * 1000
+    body = answer["Body"].read().decode("utf-8", errors="replace")
+    return SmokeResult(_predictions(body, rows), latency_ms)
+
+
+def _invoke_failure(endpoint_name: str, error: Exception) -> str:
+    message = error_message(error)
+    if error_code(error) == "ModelError" and ("column" in message or "schema" in message.lower()):
+        return (
+            f"{endpoint_name} refused the model's own serving example: the model and the payload "
+            f"disagree on the signature ({message})"
+        )
+    return (
+        f"invoking {endpoint_name} failed: {error_code(error) or type(error).__name__}: {message}"
+    )
+
+
+def _predictions(body: str, rows: int) -> list[float]:
+    try:
+        decoded = json.loads(body)
+    except json.JSONDecodeError as error:
+        raise SmokeFailed(f"the endpoint answered with non-JSON: {body[:200]!r}") from error
+    predictions = decoded.get("predictions") if isinstance(decoded, dict) else None
+    if not isinstance(predictions, list):
+        raise SmokeFailed(f"the answer has no 'predictions' list: {body[:200]}")
+    if len(predictions) != rows:
+        raise SmokeFailed(f"expected {rows} prediction(s), got {len(predictions)}: {body[:200]}")
+    bad = [p for p in predictions if not _is_sane(p)]
+    if bad:
+        raise SmokeFailed(f"predictions must be finite and non-negative, got {bad[:5]}")
+    return [float(p) for p in predictions]
+
+
+def _is_sane(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
+def load_payload(text: str, where: str) -> dict[str, Any]:
+    """A smoke payload from a file the user gave (--payload)."""
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BikeshareError(f"{where} is not JSON: {error}") from error
+    if not isinstance(payload, dict):
+        raise BikeshareError(f"{where} must hold a JSON object such as MLflow's serving example")
+    return payload

@@ -1,0 +1,296 @@
+"""The deploy algorithm against the stand-in: happy paths and the fault matrix.
+
+Every failure test ends by reading the endpoint back with describe_endpoint and checking it
+serves a known good config (or, for a failed first deploy, that nothing is left behind).
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from bikeshare.deploy.endpoint import (
+    TAG_PREVIOUS_CONFIG,
+    TAG_VERIFIED_CONFIG,
+    describe_endpoint,
+)
+from bikeshare.deploy.release import DeployFailed, deploy, rollback
+from bikeshare.errors import BikeshareError
+from support.aws import BUCKET, IMAGE, Aws, request
+
+ENDPOINT = "bikeshare-staging"
+
+
+def serving(aws: Aws, endpoint: str = ENDPOINT) -> tuple[str, str]:
+    described = aws.sagemaker.describe_endpoint(EndpointName=endpoint)
+    return described["EndpointStatus"], described["EndpointConfigName"]
+
+
+def quiet(_: str) -> None:
+    """Progress lines are checked where they matter; elsewhere they are dropped."""
+
+
+def test_first_deploy_creates_verifies_smokes_and_records(aws: Aws, model_uri: str) -> None:
+    lines: list[str] = []
+    outcome = deploy(aws.clients, request(ENDPOINT, model_uri), say=lines.append)
+    assert serving(aws) == ("InService", outcome.new_config)
+    assert outcome.serving == outcome.new_config
+    assert outcome.smoke is not None
+    assert len(outcome.smoke.predictions) == 1
+    snapshot = describe_endpoint(aws.sagemaker, ENDPOINT)
+    assert snapshot is not None
+    assert snapshot.verified
+    assert snapshot.variants[0].image == IMAGE
+    assert snapshot.variants[0].model_data == model_uri
+    assert any(line.startswith(f"{ENDPOINT}: Creating") for line in lines)
+    assert lines[-1] == f"{ENDPOINT} is serving {outcome.new_config} (verified)"
+
+
+def test_update_serves_the_new_release_and_records_the_previous(aws: Aws, model_uri: str) -> None:
+    first = deploy(aws.clients, request(ENDPOINT, model_uri, git_sha="1111111aaaa"), say=quiet)
+    second = deploy(aws.clients, request(ENDPOINT, model_uri, git_sha="2222222bbbb"), say=quiet)
+    assert serving(aws) == ("InService", second.new_config)
+    assert second.previous_config == first.new_config
+    tags = describe_endpoint(aws.sagemaker, ENDPOINT).tags
+    assert tags[TAG_VERIFIED_CONFIG] == second.new_config
+    assert tags[TAG_PREVIOUS_CONFIG] == first.new_config
+    assert "-2222222-" in second.new_config
+    assert len(second.new_config) <= 63
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(aws: Aws, model_uri: str) -> None:
+    lines: list[str] = []
+    outcome = deploy(aws.clients, request(ENDPOINT, model_uri, dry_run=True), say=lines.append)
+    assert outcome.dry_run
+    assert lines[0] == f"plan for {ENDPOINT}: create endpoint"
+    assert lines[-1] == "dry run: nothing was changed"
+    assert aws.sagemaker.list_endpoints()["Endpoints"] == []
+    assert aws.sagemaker.list_models()["Models"] == []
+
+
+def test_silent_rollback_of_a_failed_update_is_detected(aws: Aws, model_uri: str) -> None:
+    good = deploy(aws.clients, request(ENDPOINT, model_uri), say=quiet)
+    aws.faults(
+        fail_updates=[
+            "Request to service failed. If failure persists after retry, "
+            "contact customer support."
+        ]
+    )
+    with pytest.raises(DeployFailed) as failed:
+        deploy(aws.clients, request(ENDPOINT, model_uri, git_sha="badbadbad"), say=quiet)
+    message = str(failed.value)
+    assert "did not take: SageMaker rolled it back (Request to service failed" in message
+    assert f"{ENDPOINT} is serving {good.new_config} (verified InService)" in message
+    assert serving(aws) == ("InService", good.new_config)
+
+
+def test_smoke_failure_after_a_good_update_rolls_back_and_verifies(
+    aws: Aws, model_uri: str
+) -> None:
+    good = deploy(aws.clients, request(ENDPOINT, model_uri), say=quiet)
+    aws.faults(invoke_errors={ENDPOINT: [500]})
+    with pytest.raises(DeployFailed) as failed:
+        deploy(aws.clients, request(ENDPOINT, model_uri, git_sha="3333333"), say=quiet)
+    message = str(failed.value)
+    assert "smoke test of" in message
+    assert "ModelError" in message
+    assert f"Rolled back: {ENDPOINT} is serving {good.new_config} again (verified InService)" in (
+        message
+    )
+    assert serving(aws) == ("InService", good.new_config)
+
+
+def test_failed_rollback_is_loud(aws: Aws, model_uri: str) -> None:
+    deploy(aws.clients, request(ENDPOINT, model_uri), say=quiet)
+    # The update succeeds, the smoke test fails, and then the rollback's own update fails.
+    aws.faults(invoke_errors={ENDPOINT: [503]}, fail_updates=[None, "Rollback target broke"])
+    with pytest.raises(DeployFailed) as failed:
+        deploy(aws.clients, request(ENDPOINT, model_uri, git_sha="4444444"), say=quiet)
+    message = str(failed.value)
+    assert message.startswith("ROLLBACK FAILED")
+    assert "Rollback target broke" in message
+    assert "bikeshare rollback --endpoint-name bikeshare-staging --to-config" in message
+
+
+def _broken_archive(tmp_path: Path) -> Path:
+    """A model archive with an MLmodel that MLflow cannot load."""
+    path = tmp_path / "broken.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        for name, text in (
+            ("MLmodel", "flavors: {python_function: {loader_module: nope}}\n"),
+            (
+                "serving_input_example.json",
+                '{"dataframe_split": {"columns": ["station_id"], "data": [["72"]]}}',
+            ),
+        ):
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_first_deploy_that_fails_leaves_nothing_behind(
+    aws: Aws, model_uri: str, tmp_path: Path
+) -> None:
+    from bikeshare.deploy.artifacts import upload_model
+
+    broken = upload_model(aws.clients.s3, _broken_archive(tmp_path), BUCKET, "models", "dead")
+    with pytest.raises(DeployFailed) as failed:
+        deploy(aws.clients, request(ENDPOINT, broken), say=quiet)
+    message = str(failed.value)
+    assert "first deploy of bikeshare-staging failed: Failed: The primary container" in message
+    assert "did not pass the ping health check" in message
+    assert "nothing is left behind" in message
+    assert aws.sagemaker.list_endpoints()["Endpoints"] == []
+    assert aws.sagemaker.list_endpoint_configs()["EndpointConfigs"] == []
+    assert aws.sagemaker.list_models()["Models"] == []
+
+
+def test_model_that_does_not_load_fails_an_update_and_the_old_release_serves(
+    aws: Aws, model_uri: str, tmp_path: Path
+) -> None:
+    from bikeshare.deploy.artifacts import upload_model
+
+    good = deploy(aws.clients, request(ENDPOINT, model_uri), say=quiet)
+    broken = upload_model(aws.clients.s3, _broken_archive(tmp_path), BUCKET, "models", "dead")
+    with pytest.raises(DeployFailed, match="did not pass the ping health check"):
+        deploy(aws.clients, request(ENDPOINT, broken), say=quiet)
+    assert serving(aws) == ("InService", good.new_config)
+
+
+def test_missing_model_artifact_is_refused_before_any_change(aws: Aws, model_uri: str) -> None:
+    missing = model_uri.replace("models/", "models/missing-")
+    with pytest.raises(BikeshareError, match="does not exist; nothing was changed"):
+        deploy(aws.clients, request(ENDPOINT, missing), say=quiet)
+    assert aws.sagemaker.list_models()["Models"] == []
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (IMAGE.split("@")[0] + ":latest", "referenced by tag only"),
+        (IMAGE + " ", "trailing whitespace"),
+    ],
+)
+def test_unpinned_or_mistyped_images_are_refused(
+    aws: Aws, model_uri: str, image: str, message: str
+) -> None:
+    with pytest.raises(BikeshareError, match=message):
+        deploy(aws.clients, request(ENDPOINT, model_uri, image_uri=image), say=quiet)
+    assert aws.sagemaker.list_models()["Models"] == []
+
+
+def test_busy_endpoint_is_refused_unless_wait(aws: Aws, model_uri: str) -> None:
+    good = deploy(aws.clients, request(ENDPOINT, model_uri), say=quiet)
+    aws.faults(transition_seconds=3)
+    aws.sagemaker.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName=good.new_config)
+    with pytest.raises(BikeshareError, match=r"is Updating .* Re-run with --wait"):
+        deploy(aws.clients, request(ENDPOINT, model_uri), say=quiet)
+    aws.faults(transition_seconds=0)
+    waited = deploy(
+        aws.clients, request(ENDPOINT, model_uri, wait=True, git_sha="5555555"), say=quiet
+    )
+    assert serving(aws) == ("InService", waited.new_config)
+
+
+def test_canary_alarm_rolls_back_and_is_reported(aws: Aws, model_uri: str) -> None:
+    cloudwatch = aws.target.client("cloudwatch")
+    cloudwatch.put_metric_alarm(
+        AlarmName="bikeshare-staging-5xx",
+        MetricName="Invocation5XXErrors",
+        Namespace="AWS/SageMaker",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    good = deploy(aws.clients, request(ENDPOINT, model_uri, instance_count=2), say=quiet)
+    cloudwatch.set_alarm_state(
+        AlarmName="bikeshare-staging-5xx", StateValue="ALARM", StateReason="test"
+    )
+    with pytest.raises(DeployFailed) as failed:
+        deploy(
+            aws.clients,
+            request(
+                ENDPOINT,
+                model_uri,
+                instance_count=2,
+                strategy="canary",
+                canary_percent=50,
+                bake_seconds=1,
+                alarms=("bikeshare-staging-5xx",),
+                git_sha="6666666",
+            ),
+            say=quiet,
+        )
+    assert "alarm bikeshare-staging-5xx went into ALARM" in str(failed.value)
+    assert serving(aws) == ("InService", good.new_config)
+
+
+def test_canary_bigger_than_half_is_refused_before_any_change(aws: Aws, model_uri: str) -> None:
+    with pytest.raises(BikeshareError, match=r"at most 50% of capacity"):
+        deploy(aws.clients, request(ENDPOINT, model_uri, strategy="canary"), say=quiet)
+    assert aws.sagemaker.list_models()["Models"] == []
+
+
+def test_two_deploys_racing_one_wins_the_other_fails_cleanly(aws: Aws, model_uri: str) -> None:
+    deploy(aws.clients, request(ENDPOINT, model_uri), say=quiet)
+    results: dict[str, object] = {}
+
+    def run(sha: str) -> None:
+        try:
+            results[sha] = deploy(aws.clients, request(ENDPOINT, model_uri, git_sha=sha), say=quiet)
+        except BikeshareError as error:
+            results[sha] = error
+
+    racers = [threading.Thread(target=run, args=(sha,)) for sha in ("aaaaaaa", "bbbbbbb")]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    winners = [r for r in results.values() if not isinstance(r, BaseException)]
+    losers = [r for r in results.values() if isinstance(r, BaseException)]
+    assert len(winners) == 1, results
+    assert len(losers) == 1, results
+    assert "in progress" in str(losers[0]) or "Another deploy may have started" in str(losers[0])
+    assert serving(aws) == ("InService", winners[0].new_config)
+
+
+def test_throttling_is_retried(aws: Aws, model_uri: str) -> None:
+    aws.faults(throttle={"DescribeEndpoint": 3, "CreateModel": 2})
+    outcome = deploy(aws.clients, request(ENDPOINT, model_uri), say=quiet)
+    assert serving(aws) == ("InService", outcome.new_config)
+
+
+def test_rollback_command_returns_to_the_previous_release(aws: Aws, model_uri: str) -> None:
+    first = deploy(aws.clients, request(ENDPOINT, model_uri, git_sha="1111111"), say=quiet)
+    second = deploy(aws.clients, request(ENDPOINT, model_uri, git_sha="2222222"), say=quiet)
+    final = rollback(aws.clients, ENDPOINT, None, say=quiet)
+    assert final.config_name == first.new_config
+    assert serving(aws) == ("InService", first.new_config)
+    tags = describe_endpoint(aws.sagemaker, ENDPOINT).tags
+    assert tags[TAG_PREVIOUS_CONFIG] == second.new_config
+
+
+def test_old_releases_are_pruned_but_never_the_serving_or_rollback_one(
+    aws: Aws, model_uri: str
+) -> None:
+    names = [
+        deploy(
+            aws.clients,
+            request(ENDPOINT, model_uri, git_sha=f"{i}{i}{i}{i}{i}{i}{i}", keep_releases=1),
+            say=quiet,
+        ).new_config
+        for i in range(1, 4)
+    ]
+    left = {
+        c["EndpointConfigName"] for c in aws.sagemaker.list_endpoint_configs()["EndpointConfigs"]
+    }
+    assert left == {names[1], names[2]}  # serving + rollback target, even though keep=1
+    assert {m["ModelName"] for m in aws.sagemaker.list_models()["Models"]} == left

@@ -1,0 +1,9 @@
+"""A local AWS stand-in: moto's server, extended where SageMaker behaviour matters to a deploy.
+
+Start it with `uv run python test/standin --port 5000` (see the README's "Rehearse a deploy
+without AWS"); tests start it in-process with `StandIn().start()`.
+"""
+
+from standin.server import StandIn
+
+__all__ = ["StandIn"]

@@ -1,0 +1,102 @@
+"""What stands in for the instances of an endpoint variant: a real model server per variant."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+# SageMaker's message when a container never answers /ping; the deploy reports it verbatim.
+PING_FAILURE = (
+    "The primary container for production variant {variant} did not pass the ping health check. "
+    "Please check CloudWatch logs for this endpoint."
+)
+
+
+class VariantFailed(Exception):
+    """A variant could not start; the message is SageMaker's FailureReason."""
+
+
+@dataclass
+class ProcessRunner:
+    """A `bikeshare serve` process standing in for a variant's container (no Docker needed)."""
+
+    variant: str
+    model_archive: bytes
+    image: str
+    health_timeout: float = 60.0
+    base_url: str = ""
+    _process: subprocess.Popen[bytes] | None = None
+    _workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="standin-")))
+
+    def start(self) -> None:
+        model_dir = self._workdir / "model"
+        try:
+            with tarfile.open(fileobj=io.BytesIO(self.model_archive), mode="r:*") as archive:
+                archive.extractall(model_dir, filter="data")
+        except (tarfile.TarError, OSError) as error:
+            raise VariantFailed(f"Failed to extract model data archive: {error}") from error
+        port = _free_port()
+        bikeshare = Path(sys.executable).with_name("bikeshare")
+        log = (self._workdir / "serve.log").open("wb")
+        self._process = subprocess.Popen(
+            [
+                str(bikeshare),
+                "serve",
+                "--model-dir",
+                str(model_dir),
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--grace-seconds",
+                "2",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.base_url = f"http://127.0.0.1:{port}"
+        self._wait_for_ping()
+
+    def _wait_for_ping(self) -> None:
+        deadline = time.monotonic() + self.health_timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                break
+            try:
+                if httpx.get(f"{self.base_url}/ping", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise VariantFailed(PING_FAILURE.format(variant=self.variant))
+
+    def log(self) -> str:
+        path = self._workdir / "serve.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

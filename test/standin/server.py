@@ -1,0 +1,148 @@
+"""The stand-in's HTTP server: moto's WSGI app plus a small control API under /_standin/."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from standin import sagemaker
+
+CONTROL_PREFIX = "/_standin/"
+
+
+class ControlApp:
+    """WSGI: /_standin/faults (POST JSON), /_standin/state (GET), /_standin/reset (POST)."""
+
+    def __init__(self, moto_app: Callable[..., Iterable[bytes]]) -> None:
+        self.moto_app = moto_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith(CONTROL_PREFIX):
+            if self._throttled(environ):
+                body = b'{"__type": "ThrottlingException", "message": "Rate exceeded"}'
+                start_response(
+                    "400 Bad Request",
+                    [
+                        ("Content-Type", "application/x-amz-json-1.1"),
+                        ("Content-Length", str(len(body))),
+                    ],
+                )
+                return [body]
+            return self.moto_app(environ, start_response)
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0) or 0)
+        status, answer = self.control(
+            path.removeprefix(CONTROL_PREFIX),
+            environ["REQUEST_METHOD"],
+            json.loads(body) if body else {},
+        )
+        data = json.dumps(answer).encode()
+        start_response(
+            status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+        )
+        return [data]
+
+    @staticmethod
+    def _throttled(environ: dict[str, Any]) -> bool:
+        """Answer ThrottlingException while an injected budget for this action lasts."""
+        action = environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2]
+        budget = sagemaker.STATE.faults.throttle
+        with sagemaker.STATE.lock:
+            if budget.get(action, 0) > 0:
+                budget[action] -= 1
+                return True
+        return False
+
+    def control(self, action: str, method: str, payload: dict[str, Any]) -> tuple[str, Any]:
+        state = sagemaker.STATE
+        if action == "faults" and method == "POST":
+            faults = state.faults
+            faults.fail_updates += list(payload.get("fail_updates", []))
+            faults.transition_seconds = float(
+                payload.get("transition_seconds", faults.transition_seconds)
+            )
+            for action, count in payload.get("throttle", {}).items():
+                faults.throttle[action] = int(count)
+            for endpoint, statuses in payload.get("invoke_errors", {}).items():
+                faults.invoke_errors.setdefault(endpoint, []).extend(statuses)
+            if "health_timeout" in payload:
+                state.health_timeout = float(payload["health_timeout"])
+            return "200 OK", {"faults": faults.__dict__, "health_timeout": state.health_timeout}
+        if action == "state" and method == "GET":
+            with state.lock:
+                running = {
+                    name: [r.base_url for r in runners] for name, runners in state.runners.items()
+                }
+            return "200 OK", {"faults": state.faults.__dict__, "running": running}
+        if action == "reset" and method == "POST":
+            state.stop_all()
+            _reset_moto()
+            return "200 OK", {"reset": True}
+        return "404 Not Found", {"error": f"unknown control call {method} {action}"}
+
+
+def _reset_moto() -> None:
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.reset()
+
+
+class StandIn:
+    """The stand-in, run in this process on a free loopback port."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        sagemaker.install()
+        app = ControlApp(DomainDispatcherApplication(create_backend_app))
+        self._server: BaseWSGIServer = make_server(
+            host, port, app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> StandIn:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        sagemaker.STATE.stop_all()
+        self._server.shutdown()
+        self._thread.join(timeout=10)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        prog="python test/standin",
+        description="Local AWS stand-in (moto + SageMaker UpdateEndpoint, transitions, serving "
+        "endpoints, fault injection). Point tools at it with AWS_ENDPOINT_URL.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+    args = parser.parse_args()
+    standin = StandIn(args.host, args.port)
+    print(f"AWS stand-in listening on {standin.url}", flush=True)
+    print(
+        f"  export AWS_ENDPOINT_URL={standin.url} AWS_ACCESS_KEY_ID=testing "
+        "AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=ca-central-1",
+        flush=True,
+    )
+    try:
+        standin._server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sagemaker.STATE.stop_all()
+    return 0
