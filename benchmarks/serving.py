@@ -285,6 +285,19 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
+def python_version(image: str | None) -> str:
+    """The interpreter the servers ran on: this venv's, or the image's."""
+    if not image:
+        return f"Python {platform.python_version()} (project venv)"
+    answer = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "python3", image, "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return f"{answer.stdout.strip() or 'Python ?'} (in the image)"
+
+
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "n/a"
 
@@ -382,8 +395,8 @@ def main() -> int:
     where = f"inside the serving image `{args.docker}`" if args.docker else "the project venv"
     print(f"## Serving benchmark, {where}\n")
     print(
-        f"{datetime.now(UTC):%Y-%m-%d}, {machine()}, Python {platform.python_version()} "
-        f"(host); our serve: {args.workers} workers; stock: its defaults (1 worker) and "
+        f"{datetime.now(UTC):%Y-%m-%d}, {machine()}, {python_version(args.docker)}; "
+        f"our serve: {args.workers} workers; stock: its defaults (1 worker) and "
         f"{args.workers} workers; "
         f"wrk on the same cores, {args.seconds} s per load test, cold start median of "
         f"{args.starts}.\n"

@@ -13,7 +13,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -309,7 +309,7 @@ def _first_deploy(
             "config and model: nothing is left behind, nothing is serving"
         ) from error
     outcome.serving = outcome.new_config
-    _record(sagemaker, final, request, outcome.new_config, previous=None)
+    _record(sagemaker, final, outcome.new_config, previous=None, git_sha=request.git_sha)
     say(f"{name} is serving {outcome.new_config} (verified)")
     return outcome
 
@@ -362,7 +362,7 @@ def _update(
             f"{serving.config_name} again (verified {serving.status})"
         ) from error
     outcome.serving = new
-    _record(sagemaker, final, request, new, previous=current.config_name)
+    _record(sagemaker, final, new, previous=current.config_name, git_sha=request.git_sha)
     prune_releases(
         sagemaker, name, keep=request.keep_releases, protect={new, current.config_name}, say=say
     )
@@ -422,15 +422,17 @@ def rollback_to(
 def _record(
     sagemaker: Any,
     final: EndpointSnapshot,
-    request: DeployRequest,
     config: str,
     previous: str | None,
+    git_sha: str | None,
 ) -> None:
+    """Tag the endpoint with the deployment record: what was verified, what came before."""
     tags = {
         TAG_VERIFIED_CONFIG: config,
-        TAG_GIT_SHA: request.git_sha,
         TAG_DEPLOYED_AT: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    if git_sha:
+        tags[TAG_GIT_SHA] = git_sha
     if previous:
         tags[TAG_PREVIOUS_CONFIG] = previous
     sagemaker.add_tags(
@@ -487,11 +489,6 @@ def rollback(
         raise BikeshareError(f"endpoint {name} is {current.status}; wait for it, then roll back")
     settings = request or DeployRequest(name, "", "", "", "", poll_seconds=5.0)
     final = rollback_to(clients.sagemaker, name, target, settings, say)
-    _record(
-        clients.sagemaker,
-        final,
-        replace(settings, git_sha=current.tags.get(TAG_GIT_SHA, "unknown")),
-        target,
-        previous=current.config_name,
-    )
+    # The release's own commit is in its model's tags; the record keeps which config came before.
+    _record(clients.sagemaker, final, target, previous=current.config_name, git_sha=None)
     return final

@@ -1,0 +1,149 @@
+"""The release commands as people and the pipeline run them: real processes, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from support import run_cli
+from support.aws import IMAGE, REGION, ROLE, Aws
+
+ENDPOINT = "bikeshare-staging"
+
+
+def aws_args(aws: Aws) -> list[str]:
+    return ["--region", REGION, "--endpoint-url", aws.url]
+
+
+def deploy_args(aws: Aws, model_uri: str, *extra: str) -> list[str]:
+    return [
+        "deploy",
+        "--endpoint-name",
+        ENDPOINT,
+        "--image-uri",
+        IMAGE,
+        "--model-data",
+        model_uri,
+        "--instance-type",
+        "ml.m5.large",
+        "--role-arn",
+        ROLE,
+        "--poll-seconds",
+        "0.2",
+        "--git-sha",
+        "cafebabe1234",
+        *extra,
+        *aws_args(aws),
+    ]
+
+
+def test_upload_is_content_addressed_and_idempotent(
+    aws: Aws, model_uri: str, model_archive: Path
+) -> None:
+    again = run_cli(
+        "upload-model", str(model_archive), "--bucket", "bikeshare-models", *aws_args(aws)
+    )
+    assert again.stdout.strip() == model_uri
+    import hashlib
+
+    assert hashlib.sha256(model_archive.read_bytes()).hexdigest() in model_uri
+
+
+def test_upload_refuses_a_file_that_is_not_a_model(
+    aws: Aws, model_uri: str, tmp_path: Path
+) -> None:
+    junk = tmp_path / "notes.tar.gz"
+    junk.write_bytes(b"not a tarball")
+    result = run_cli(
+        "upload-model", str(junk), "--bucket", "bikeshare-models", *aws_args(aws), check=False
+    )
+    assert result.returncode == 1
+    assert "is not a readable tar.gz model archive" in result.stderr
+
+
+def test_deploy_status_smoke_and_the_aws_cli_agree(aws: Aws, model_uri: str) -> None:
+    deployed = run_cli(*deploy_args(aws, model_uri))
+    config = deployed.stdout.strip().removeprefix(f"{ENDPOINT} serves ")
+    assert config.startswith(f"{ENDPOINT}-cafebab-")
+    assert f"{ENDPOINT}: Creating (0:00)" in deployed.stderr
+    assert "smoke test passed: 1 prediction(s)" in deployed.stderr
+
+    status = json.loads(
+        run_cli("status", "--endpoint-name", ENDPOINT, "--json", *aws_args(aws)).stdout
+    )
+    assert status["config_name"] == config
+    assert status["status"] == "InService"
+    assert status["verified"] is True
+    assert status["variants"][0]["image"] == IMAGE
+    assert status["variants"][0]["model_data"] == model_uri
+
+    smoke = run_cli("smoke", "--endpoint-name", ENDPOINT, *aws_args(aws))
+    assert smoke.stdout.startswith("1 prediction(s) [")
+
+    awscli = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("aws")),
+            "sagemaker",
+            "describe-endpoint",
+            "--endpoint-name",
+            ENDPOINT,
+            "--endpoint-url",
+            aws.url,
+            "--region",
+            REGION,
+            "--query",
+            "[EndpointStatus,EndpointConfigName]",
+            "--output",
+            "text",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert awscli.stdout.split() == ["InService", config]
+
+
+def test_dry_run_prints_the_plan_on_stdout(aws: Aws, model_uri: str) -> None:
+    result = run_cli(*deploy_args(aws, model_uri, "--dry-run"))
+    assert result.stdout.splitlines()[0] == f"plan for {ENDPOINT}: create endpoint"
+    assert aws.sagemaker.list_endpoints()["Endpoints"] == []
+
+
+def test_missing_credentials_fail_before_any_change(
+    aws: Aws, model_uri: str, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_CONFIG_FILE=str(tmp_path / "none"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    bikeshare = Path(sys.executable).with_name("bikeshare")
+    result = subprocess.run(
+        [str(bikeshare), *deploy_args(aws, model_uri)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "no usable AWS credentials" in result.stderr
+    assert "nothing was changed" in result.stderr
+    assert aws.sagemaker.list_models()["Models"] == []
+
+
+def test_rollback_without_history_says_what_to_pass(aws: Aws, model_uri: str) -> None:
+    run_cli(*deploy_args(aws, model_uri, "--no-smoke"))
+    result = run_cli("rollback", "--endpoint-name", ENDPOINT, *aws_args(aws), check=False)
+    assert result.returncode == 1
+    assert "has no recorded previous release; pass --to-config CONFIG" in result.stderr
+
+
+def test_status_of_a_missing_endpoint_is_a_clear_error(aws: Aws) -> None:
+    result = run_cli("status", "--endpoint-name", "nope", *aws_args(aws), check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "bikeshare status: error: endpoint nope does not exist"
