@@ -37,7 +37,10 @@ def aws(standin: StandIn) -> Iterator[Aws]:
         standin.url,
         target,
         Clients(
-            target.client("sagemaker"), target.client("sagemaker-runtime"), target.client("s3")
+            target.client("sagemaker"),
+            target.client("sagemaker-runtime"),
+            target.client("s3"),
+            target.client("application-autoscaling"),
         ),
     )
     httpx.post(f"{standin.url}/_standin/reset", timeout=180).raise_for_status()

@@ -121,17 +121,18 @@ def test_missing_credentials_fail_before_any_change(
         AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
         AWS_EC2_METADATA_DISABLED="true",
     )
-    bikeshare = Path(sys.executable).with_name("bikeshare")
-    result = subprocess.run(
-        [str(bikeshare), *deploy_args(aws, model_uri)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    result = run_cli(*deploy_args(aws, model_uri), env=env, check=False)
     assert result.returncode == 1
     assert "no usable AWS credentials" in result.stderr
+    assert "nothing was changed" in result.stderr
+    assert aws.sagemaker.list_models()["Models"] == []
+
+
+def test_expired_credentials_fail_before_any_change(aws: Aws, model_uri: str) -> None:
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "EXPIRED0000000000000", "AWS_SESSION_TOKEN": "x"}
+    result = run_cli(*deploy_args(aws, model_uri), env=env, check=False)
+    assert result.returncode == 1
+    assert "AWS rejected the credentials (ExpiredToken" in result.stderr
     assert "nothing was changed" in result.stderr
     assert aws.sagemaker.list_models()["Models"] == []
 

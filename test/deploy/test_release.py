@@ -164,7 +164,7 @@ def test_model_that_does_not_load_fails_an_update_and_the_old_release_serves(
 
 
 def test_missing_model_artifact_is_refused_before_any_change(aws: Aws, model_uri: str) -> None:
-    missing = model_uri.replace("models/", "models/missing-")
+    missing = model_uri.replace("/models/", "/models/missing-")
     with pytest.raises(BikeshareError, match="does not exist; nothing was changed"):
         deploy(aws.clients, request(ENDPOINT, missing), say=quiet)
     assert aws.sagemaker.list_models()["Models"] == []

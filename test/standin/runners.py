@@ -8,11 +8,10 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+from support import free_port, wait_for_ping
 
 # SageMaker's message when a container never answers /ping; the deploy reports it verbatim.
 PING_FAILURE = (
@@ -44,7 +43,7 @@ class ProcessRunner:
                 archive.extractall(model_dir, filter="data")
         except (tarfile.TarError, OSError) as error:
             raise VariantFailed(f"Failed to extract model data archive: {error}") from error
-        port = _free_port()
+        port = free_port()
         bikeshare = Path(sys.executable).with_name("bikeshare")
         log = (self._workdir / "serve.log").open("wb")
         self._process = subprocess.Popen(
@@ -67,18 +66,12 @@ class ProcessRunner:
         self._wait_for_ping()
 
     def _wait_for_ping(self) -> None:
-        deadline = time.monotonic() + self.health_timeout
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                break
-            try:
-                if httpx.get(f"{self.base_url}/ping", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise VariantFailed(PING_FAILURE.format(variant=self.variant))
+        alive = lambda: self._process is not None and self._process.poll() is None  # noqa: E731
+        try:
+            wait_for_ping(self.base_url, timeout=self.health_timeout, alive=alive)
+        except (RuntimeError, TimeoutError):
+            self.stop()
+            raise VariantFailed(PING_FAILURE.format(variant=self.variant)) from None
 
     def log(self) -> str:
         path = self._workdir / "serve.log"
@@ -92,11 +85,3 @@ class ProcessRunner:
             except subprocess.TimeoutExpired:
                 self._process.kill()
         shutil.rmtree(self._workdir, ignore_errors=True)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -29,6 +30,8 @@ class ControlApp:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
         if not path.startswith(CONTROL_PREFIX):
+            if "Credential=EXPIRED" in environ.get("HTTP_AUTHORIZATION", ""):
+                return self._expired(environ, start_response)
             if self._throttled(environ):
                 body = b'{"__type": "ThrottlingException", "message": "Rate exceeded"}'
                 start_response(
@@ -51,6 +54,31 @@ class ControlApp:
             status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
         )
         return [data]
+
+    @staticmethod
+    def _expired(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        """Access keys starting with EXPIRED stand for credentials whose session has ended.
+
+        The error is written in each protocol's own shape, so botocore parses its code.
+        """
+        message = b"The security token included in the request is expired"
+        if environ.get("HTTP_X_AMZ_TARGET"):  # JSON protocol (SageMaker, ECR, Logs, ...)
+            body = b'{"__type": "ExpiredTokenException", "message": "' + message + b'"}'
+            kind = "application/x-amz-json-1.1"
+        elif environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+            body = (  # query protocol (STS, IAM, CloudWatch)
+                b"<ErrorResponse><Error><Type>Sender</Type><Code>ExpiredToken</Code><Message>"
+                + message
+                + b"</Message></Error></ErrorResponse>"
+            )
+            kind = "text/xml"
+        else:  # S3's REST protocol
+            body = b"<Error><Code>ExpiredToken</Code><Message>" + message + b"</Message></Error>"
+            kind = "application/xml"
+        start_response(
+            "400 Bad Request", [("Content-Type", kind), ("Content-Length", str(len(body)))]
+        )
+        return [body]
 
     @staticmethod
     def _throttled(environ: dict[str, Any]) -> bool:
@@ -100,8 +128,10 @@ def _reset_moto() -> None:
 class StandIn:
     """The stand-in, run in this process on a free loopback port."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, quiet: bool = True) -> None:
         sagemaker.install()
+        if quiet:  # one line per AWS call drowns test failure output
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
         app = ControlApp(DomainDispatcherApplication(create_backend_app))
         self._server: BaseWSGIServer = make_server(
             host, port, app, threaded=True, request_handler=MotoRequestHandler
@@ -132,7 +162,7 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
     args = parser.parse_args()
-    standin = StandIn(args.host, args.port)
+    standin = StandIn(args.host, args.port, quiet=False)
     print(f"AWS stand-in listening on {standin.url}", flush=True)
     print(
         f"  export AWS_ENDPOINT_URL={standin.url} AWS_ACCESS_KEY_ID=testing "

@@ -15,11 +15,13 @@ from pathlib import Path
 import httpx
 
 
-def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real `bikeshare` console script (the one the containers run) and capture output."""
     bikeshare = Path(sys.executable).with_name("bikeshare")
     return subprocess.run(
-        [str(bikeshare), *args], capture_output=True, text=True, check=check, timeout=300
+        [str(bikeshare), *args], capture_output=True, text=True, check=check, timeout=300, env=env
     )
 
 

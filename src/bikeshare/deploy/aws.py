@@ -58,6 +58,30 @@ def is_not_found(error: Exception) -> bool:
     return error_code(error) == "ValidationException" and "Could not find" in error_message(error)
 
 
+# What AWS says when the caller's credentials are expired, unknown or malformed.
+AUTH_ERROR_CODES = frozenset(
+    {
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+    }
+)
+
+
+def rejected_credentials(error: Exception) -> BikeshareError | None:
+    """A clear message when AWS refused the credentials themselves, else None."""
+    code = error_code(error)
+    if code not in AUTH_ERROR_CODES:
+        return None
+    return BikeshareError(
+        f"AWS rejected the credentials ({code}: {error_message(error)}); get fresh ones (re-run "
+        "the job, `aws sso login`, or check the OIDC role) and retry; nothing was changed"
+    )
+
+
 def explain_credentials_error(error: Exception) -> BikeshareError:
     """Turn botocore's credential failures into a message that says what to set."""
     return BikeshareError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -19,12 +20,21 @@ def _aws_arguments(parser: argparse.ArgumentParser) -> None:
         help="AWS API endpoint (the local stand-in, a VPC endpoint); default: $AWS_ENDPOINT_URL "
         "or AWS itself",
     )
+    parser.add_argument(
+        "--oidc-role-arn",
+        default=None,
+        help="role to assume with GitHub OIDC when ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN are set "
+        "(default $BIKESHARE_AWS_ROLE_ARN); otherwise the usual AWS credential chain is used",
+    )
 
 
 def _target(args: argparse.Namespace) -> Any:
     from bikeshare.deploy.aws import AwsTarget
+    from bikeshare.deploy.credentials import GithubOidc, oidc_session
 
-    return AwsTarget(region=args.region, endpoint_url=args.endpoint_url)
+    oidc = GithubOidc.from_environment(args.oidc_role_arn)
+    session = oidc_session(oidc, args.region, args.endpoint_url) if oidc else None
+    return AwsTarget(region=args.region, endpoint_url=args.endpoint_url, session=session)
 
 
 def _clients(args: argparse.Namespace) -> Any:
@@ -32,7 +42,11 @@ def _clients(args: argparse.Namespace) -> Any:
 
     target = _target(args)
     return Clients(
-        target.client("sagemaker"), target.client("sagemaker-runtime"), target.client("s3")
+        sagemaker=target.client("sagemaker"),
+        runtime=target.client("sagemaker-runtime"),
+        s3=target.client("s3"),
+        autoscaling=target.client("application-autoscaling"),
+        sts=target.client("sts"),
     )
 
 
@@ -48,14 +62,19 @@ def _upload_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def _deploy(args: argparse.Namespace) -> int:
-    from bikeshare.deploy.release import DeployRequest, deploy
+def _request(args: argparse.Namespace, image_uri: str, model_data: str) -> Any:
+    from bikeshare.deploy.release import DeployRequest
+    from bikeshare.deploy.scaling import ScalingPolicy
     from bikeshare.deploy.smoke import load_payload
 
-    request = DeployRequest(
+    scaling = None
+    if args.min_instances is not None or args.max_instances is not None:
+        low = args.min_instances or 1
+        scaling = ScalingPolicy(low, args.max_instances or low, args.target_invocations)
+    return DeployRequest(
         endpoint_name=args.endpoint_name,
-        image_uri=args.image_uri,
-        model_data=args.model_data,
+        image_uri=image_uri,
+        model_data=model_data,
         instance_type=args.instance_type,
         role_arn=args.role_arn,
         instance_count=args.instance_count,
@@ -73,13 +92,29 @@ def _deploy(args: argparse.Namespace) -> int:
         keep_releases=args.keep_releases,
         poll_seconds=args.poll_seconds,
         timeout_seconds=args.timeout_seconds,
+        scaling=scaling,
     )
-    outcome = deploy(_clients(args), request)
+
+
+def _report(outcome: Any) -> int:
     if outcome.dry_run:
         print("\n".join(outcome.plan))
     else:
         print(f"{outcome.endpoint_name} serves {outcome.serving}")
     return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from bikeshare.deploy.release import deploy
+
+    return _report(deploy(_clients(args), _request(args, args.image_uri, args.model_data)))
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from bikeshare.deploy.promote import promote
+
+    request = _request(args, image_uri="", model_data="")
+    return _report(promote(_clients(args), args.from_endpoint, request, args.override_model_data))
 
 
 def _smoke(args: argparse.Namespace) -> int:
@@ -111,15 +146,21 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from bikeshare.deploy import scaling
     from bikeshare.deploy.endpoint import describe_endpoint
 
-    snapshot = describe_endpoint(_target(args).client("sagemaker"), args.endpoint_name)
+    target = _target(args)
+    snapshot = describe_endpoint(target.client("sagemaker"), args.endpoint_name)
     if snapshot is None:
         raise BikeshareError(f"endpoint {args.endpoint_name} does not exist")
-    if args.json:
-        print(json.dumps(snapshot.to_json(), indent=2, default=str))
-        return 0
     data = snapshot.to_json()
+    autoscaling = target.client("application-autoscaling")
+    data["scaling"] = {
+        v.name: scaling.describe(autoscaling, snapshot.name, v.name) for v in snapshot.variants
+    }
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+        return 0
     print(f"endpoint:        {snapshot.name} ({snapshot.status})")
     print(
         f"serving config:  {snapshot.config_name}"
@@ -135,7 +176,114 @@ def _status(args: argparse.Namespace) -> int:
         )
         print(f"  image:      {variant.image}")
         print(f"  model data: {variant.model_data}")
+        bounds = data["scaling"][variant.name]
+        print(f"  scaling:    {_scaling_line(bounds)}")
+    record = {k: v for k, v in snapshot.tags.items() if k.startswith("bikeshare:")}
+    print(
+        "deployment record: " + (", ".join(f"{k}={v}" for k, v in sorted(record.items())) or "none")
+    )
     return 0
+
+
+def _release_options(parser: argparse.ArgumentParser) -> None:
+    """The options deploy and promote share."""
+    parser.add_argument("--endpoint-name", required=True)
+    parser.add_argument("--instance-type", required=True, help="e.g. ml.m5.large")
+    parser.add_argument("--role-arn", required=True, help="SageMaker execution role ARN")
+    parser.add_argument("--instance-count", type=int, default=1)
+    parser.add_argument(
+        "--strategy",
+        choices=["all-at-once", "canary", "linear"],
+        default="all-at-once",
+        help="blue/green traffic shifting",
+    )
+    parser.add_argument(
+        "--canary-percent",
+        type=int,
+        default=10,
+        help="canary size or linear step, percent of capacity (1-50)",
+    )
+    parser.add_argument(
+        "--bake-seconds", type=int, default=300, help="wait between traffic shifts (canary/linear)"
+    )
+    parser.add_argument(
+        "--alarm",
+        action="append",
+        default=[],
+        help="CloudWatch alarm that rolls the update back (repeatable, 1-10)",
+    )
+    parser.add_argument(
+        "--wait", action="store_true", help="wait for an in-progress endpoint instead of refusing"
+    )
+    parser.add_argument("--no-smoke", action="store_true", help="skip the smoke test")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    parser.add_argument("--payload", type=Path, help="smoke payload (default: the model's own)")
+    parser.add_argument("--git-sha", help="commit being deployed (default $GITHUB_SHA)")
+    parser.add_argument(
+        "--keep-releases",
+        type=int,
+        default=5,
+        help="older releases (model + config) to keep for rollback",
+    )
+    parser.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=15.0,
+        help="how often to check the endpoint while waiting",
+    )
+    parser.add_argument(
+        "--timeout-seconds", type=float, default=3600.0, help="give up waiting after this long"
+    )
+    parser.add_argument(
+        "--min-instances",
+        type=int,
+        help="register auto scaling with this minimum after a verified deploy",
+    )
+    parser.add_argument("--max-instances", type=int, help="auto scaling maximum")
+    parser.add_argument(
+        "--target-invocations",
+        type=float,
+        default=100.0,
+        help="auto scaling target: invocations per instance per minute",
+    )
+
+
+def _ecr_login(args: argparse.Namespace) -> int:
+    from bikeshare.deploy.ecr import registry_login, write_secret
+
+    login = registry_login(_target(args).client("ecr"))
+    write_secret(args.password_file, login.password)
+    print(login.registry)
+    return 0
+
+
+def _image_digest(args: argparse.Namespace) -> int:
+    from bikeshare.deploy.ecr import existing_digest, registry_login
+
+    target = _target(args)
+    ecr = target.client("ecr")
+    digest = existing_digest(ecr, args.repository, args.tag)
+    if digest is None:
+        raise BikeshareError(f"{args.repository} has no image tagged {args.tag}; push it first")
+    print(f"{registry_login(ecr).registry}/{args.repository}@{digest}")
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from bikeshare.deploy.logs import tail
+
+    with contextlib.suppress(KeyboardInterrupt):
+        tail(_target(args).client("logs"), args.endpoint_name, args.since, args.follow)
+    return 0
+
+
+def _scaling_line(bounds: dict[str, Any] | None) -> str:
+    if bounds is None:
+        return "not registered"
+    return (
+        f"{bounds['min']}-{bounds['max']} instances, target "
+        f"{bounds['target_invocations_per_instance']} invocations/instance/minute"
+    )
 
 
 def add_release_commands(commands: argparse._SubParsersAction) -> None:
@@ -160,57 +308,27 @@ def add_release_commands(commands: argparse._SubParsersAction) -> None:
         "endpoint is verified to serve the new config, smoke-tested with the model's own serving "
         "example, and rolled back to the recorded config on failure.",
     )
-    deploy.add_argument("--endpoint-name", required=True)
     deploy.add_argument("--image-uri", required=True, help="REGISTRY/REPO@sha256:DIGEST")
     deploy.add_argument("--model-data", required=True, help="s3:// URI of model.tar.gz")
-    deploy.add_argument("--instance-type", required=True, help="e.g. ml.m5.large")
-    deploy.add_argument("--role-arn", required=True, help="SageMaker execution role ARN")
-    deploy.add_argument("--instance-count", type=int, default=1)
-    deploy.add_argument(
-        "--strategy",
-        choices=["all-at-once", "canary", "linear"],
-        default="all-at-once",
-        help="blue/green traffic shifting",
-    )
-    deploy.add_argument(
-        "--canary-percent",
-        type=int,
-        default=10,
-        help="canary size or linear step, percent of capacity (1-50)",
-    )
-    deploy.add_argument(
-        "--bake-seconds", type=int, default=300, help="wait between traffic shifts (canary/linear)"
-    )
-    deploy.add_argument(
-        "--alarm",
-        action="append",
-        default=[],
-        help="CloudWatch alarm that rolls the update back (repeatable, 1-10)",
-    )
-    deploy.add_argument(
-        "--wait", action="store_true", help="wait for an in-progress endpoint instead of refusing"
-    )
-    deploy.add_argument("--no-smoke", action="store_true", help="skip the smoke test")
-    deploy.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
-    deploy.add_argument("--payload", type=Path, help="smoke payload (default: the model's own)")
-    deploy.add_argument("--git-sha", help="commit being deployed (default $GITHUB_SHA)")
-    deploy.add_argument(
-        "--keep-releases",
-        type=int,
-        default=5,
-        help="older releases (model + config) to keep for rollback",
-    )
-    deploy.add_argument(
-        "--poll-seconds",
-        type=float,
-        default=15.0,
-        help="how often to check the endpoint while waiting",
-    )
-    deploy.add_argument(
-        "--timeout-seconds", type=float, default=3600.0, help="give up waiting after this long"
-    )
+    _release_options(deploy)
     _aws_arguments(deploy)
     deploy.set_defaults(handler=_deploy)
+
+    promote = commands.add_parser(
+        "promote",
+        help="deploy to production exactly what staging serves now",
+        description="Deploy to --endpoint-name the image (by digest) and model data that "
+        "--from-endpoint serves now, unless --override-model-data. Refuses unless staging is "
+        "InService on a release bikeshare verified. Same rollout, verification, smoke and "
+        "rollback as deploy.",
+    )
+    promote.add_argument("--from-endpoint", required=True, help="the staging endpoint")
+    promote.add_argument(
+        "--override-model-data", help="s3:// model.tar.gz to promote instead of staging's"
+    )
+    _release_options(promote)
+    _aws_arguments(promote)
+    promote.set_defaults(handler=_promote)
 
     smoke = commands.add_parser(
         "smoke",
@@ -233,6 +351,41 @@ def add_release_commands(commands: argparse._SubParsersAction) -> None:
     back.add_argument("--to-config", help="endpoint config to serve (default: the previous one)")
     _aws_arguments(back)
     back.set_defaults(handler=_rollback)
+
+    login = commands.add_parser(
+        "ecr-login",
+        help="write the ECR registry password to a file and print the registry",
+        description="Get an ECR authorization token, write the password to --password-file "
+        "(mode 0600; never to stdout or logs) and print the registry address. Use it as "
+        "`docker login --username AWS --password-stdin REGISTRY < FILE`.",
+    )
+    login.add_argument("--password-file", type=Path, required=True)
+    _aws_arguments(login)
+    login.set_defaults(handler=_ecr_login)
+
+    digest = commands.add_parser(
+        "image-digest",
+        help="the digest an ECR tag already points at",
+        description="Print REGISTRY/REPOSITORY@sha256:... for an existing tag, so a publish "
+        "to an immutable repository reuses it instead of failing late; exit 1 if the tag was "
+        "never pushed.",
+    )
+    digest.add_argument("--repository", required=True)
+    digest.add_argument("--tag", required=True)
+    _aws_arguments(digest)
+    digest.set_defaults(handler=_image_digest)
+
+    logs = commands.add_parser(
+        "logs",
+        help="the endpoint's CloudWatch logs (the runbook's `aws logs tail`)",
+        description="Print the endpoint's container logs since --since; --follow keeps "
+        "printing new ones until interrupted.",
+    )
+    logs.add_argument("--endpoint-name", required=True)
+    logs.add_argument("--since", default="30m", help="how far back: 45s, 30m, 2h, 1d")
+    logs.add_argument("--follow", action="store_true", help="keep printing new events")
+    _aws_arguments(logs)
+    logs.set_defaults(handler=_logs)
 
     status = commands.add_parser(
         "status",

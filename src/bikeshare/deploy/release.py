@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from bikeshare.deploy import scaling
 from bikeshare.deploy.artifacts import fetch_archive, read_model_archive
-from bikeshare.deploy.aws import error_code, error_message
+from bikeshare.deploy.aws import error_code, error_message, rejected_credentials
 from bikeshare.deploy.endpoint import (
     BROKEN,
     DEFAULT_VARIANT,
@@ -33,6 +34,7 @@ from bikeshare.deploy.endpoint import (
     release_prefix,
 )
 from bikeshare.deploy.images import require_digest
+from bikeshare.deploy.scaling import ScalingPolicy
 from bikeshare.deploy.smoke import SmokeFailed, SmokeResult, smoke_test
 from bikeshare.errors import BikeshareError
 
@@ -56,6 +58,8 @@ class Clients:
     sagemaker: Any
     runtime: Any
     s3: Any
+    autoscaling: Any = None
+    sts: Any = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class DeployRequest:
     keep_releases: int = 5
     poll_seconds: float = 15.0
     timeout_seconds: float = 3600.0
+    scaling: ScalingPolicy | None = None
 
 
 @dataclass
@@ -98,6 +103,8 @@ class Outcome:
 def check_request(request: DeployRequest) -> None:
     """Refuse impossible combinations before touching AWS."""
     require_digest(request.image_uri)
+    if request.scaling is not None:
+        request.scaling.check()
     if request.instance_count < 1:
         raise BikeshareError("--instance-count must be at least 1")
     if not 1 <= len(request.alarms) <= 10 and request.alarms:
@@ -155,14 +162,13 @@ def deploy(
 ) -> Outcome:
     """Run one release end to end; raise DeployFailed (saying what serves) when it fails."""
     check_request(request)
-    archive = read_model_archive(fetch_archive(clients.s3, request.model_data), request.model_data)
-    payload = request.smoke_payload or archive.serving_example
-    if request.smoke and payload is None:
-        raise BikeshareError(
-            f"{request.model_data} has no serving_input_example.json to smoke-test with; "
-            "pass --payload FILE or --no-smoke"
-        )
-    current = _deployable(clients.sagemaker, request, say)
+    try:
+        payload, current = _preflight(clients, request, say)
+    except Exception as error:
+        rejected = rejected_credentials(error)
+        if rejected is not None:
+            raise rejected from error
+        raise
     name = release_name(request.endpoint_name, request.git_sha, now())
     outcome = Outcome(
         endpoint_name=request.endpoint_name,
@@ -181,6 +187,22 @@ def deploy(
     if current is None:
         return _first_deploy(clients, request, outcome, payload, say)
     return _update(clients, request, current, outcome, payload, say)
+
+
+def _preflight(
+    clients: Clients, request: DeployRequest, say: Say
+) -> tuple[dict[str, Any] | None, EndpointSnapshot | None]:
+    """Read-only checks: who we are, the artifact, its smoke payload, the endpoint's state."""
+    if clients.sts is not None:
+        say(f"acting as {clients.sts.get_caller_identity()['Arn']}")
+    archive = read_model_archive(fetch_archive(clients.s3, request.model_data), request.model_data)
+    payload = request.smoke_payload or archive.serving_example
+    if request.smoke and payload is None:
+        raise BikeshareError(
+            f"{request.model_data} has no serving_input_example.json to smoke-test with; "
+            "pass --payload FILE or --no-smoke"
+        )
+    return payload, _deployable(clients.sagemaker, request, say)
 
 
 def _deployable(sagemaker: Any, request: DeployRequest, say: Say) -> EndpointSnapshot | None:
@@ -310,6 +332,7 @@ def _first_deploy(
         ) from error
     outcome.serving = outcome.new_config
     _record(sagemaker, final, outcome.new_config, previous=None, git_sha=request.git_sha)
+    _apply_scaling(clients, request, final, request.scaling, say)
     say(f"{name} is serving {outcome.new_config} (verified)")
     return outcome
 
@@ -332,6 +355,7 @@ def _update(
 ) -> Outcome:
     sagemaker, name, new = clients.sagemaker, request.endpoint_name, outcome.new_config
     same_type = all(v.instance_type == request.instance_type for v in current.variants)
+    kept_scaling = _release_scaling_for_type_change(clients, current, same_type, say)
     try:
         sagemaker.update_endpoint(
             EndpointName=name,
@@ -345,29 +369,72 @@ def _update(
         if error_code(error) != "ValidationException":
             raise
         _delete_release(sagemaker, new)
+        _apply_scaling(clients, request, current, kept_scaling, say)
         raise DeployFailed(
             f"SageMaker refused the update of {name}: {error_message(error)}. Another deploy may "
             f"have started first; {name} still serves {current.config_name}, unchanged"
         ) from error
     final = wait_until_settled(sagemaker, name, request, say)
     if final.config_name != new or final.status != "InService":
+        if final.config_name == current.config_name:
+            _apply_scaling(clients, request, final, kept_scaling, say)
         raise DeployFailed(_not_serving_new(name, new, final))
     try:
         outcome.smoke = _smoke(clients, request, payload, say)
     except SmokeFailed as error:
         serving = rollback_to(sagemaker, name, current.config_name, request, say)
         outcome.serving = serving.config_name
+        _apply_scaling(clients, request, serving, kept_scaling, say)
         raise DeployFailed(
             f"smoke test of {new} failed: {error}. Rolled back: {name} is serving "
             f"{serving.config_name} again (verified {serving.status})"
         ) from error
     outcome.serving = new
     _record(sagemaker, final, new, previous=current.config_name, git_sha=request.git_sha)
+    _apply_scaling(clients, request, final, request.scaling or kept_scaling, say)
     prune_releases(
         sagemaker, name, keep=request.keep_releases, protect={new, current.config_name}, say=say
     )
     say(f"{name} is serving {new} (verified)")
     return outcome
+
+
+def _release_scaling_for_type_change(
+    clients: Clients, current: EndpointSnapshot, same_type: bool, say: Say
+) -> ScalingPolicy | None:
+    """Before an update that changes the instance type, deregister the variant's scalable
+    target (AWS requires it) and return its policy so it can be put back afterwards."""
+    if same_type or clients.autoscaling is None or not current.variants:
+        return None
+    variant = current.variants[0].name
+    previous = scaling.describe(clients.autoscaling, current.name, variant)
+    if previous is None:
+        return None
+    scaling.deregister(clients.autoscaling, current.name, variant)
+    say(f"deregistered auto scaling of {current.name}/{variant} for the instance type change")
+    return ScalingPolicy(
+        min_capacity=previous["min"],
+        max_capacity=previous["max"],
+        target_invocations=previous["target_invocations_per_instance"] or 100.0,
+    )
+
+
+def _apply_scaling(
+    clients: Clients,
+    request: DeployRequest,
+    snapshot: EndpointSnapshot,
+    policy: ScalingPolicy | None,
+    say: Say,
+) -> None:
+    if policy is None or clients.autoscaling is None or not snapshot.variants:
+        return
+    variant = snapshot.variants[0].name
+    scaling.register(clients.autoscaling, request.endpoint_name, variant, policy)
+    say(
+        f"auto scaling registered for {request.endpoint_name}/{variant}: "
+        f"{policy.min_capacity}-{policy.max_capacity} instances, target "
+        f"{policy.target_invocations:g} invocations per instance per minute"
+    )
 
 
 def _not_serving_new(name: str, new: str, final: EndpointSnapshot) -> str:
