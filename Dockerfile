@@ -34,7 +34,11 @@ RUN set -eu; \
     /opt/uv/bin/uv sync --locked --no-dev --extra serve --no-editable
 
 FROM ${BASE_IMAGE} AS serving
-LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true \
+# The versions of the model's packages this image carries (`bikeshare runtime-versions` prints
+# them from uv.lock); the release engine refuses to deploy a model trained with others.
+ARG MODEL_RUNTIME=""
+LABEL com.bikeshare.model-runtime="${MODEL_RUNTIME}" \
+      com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true \
       org.opencontainers.image.title="bikeshare-serving" \
       org.opencontainers.image.description="Bikeshare demand model server for SageMaker (MLflow pyfunc)"
 # Only the virtualenv crosses over: no uv, pip cache, compilers or sources in the served image.

@@ -48,6 +48,26 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runtime_versions(args: argparse.Namespace) -> int:
+    from bikeshare.model.runtime import as_requirements, installed_versions, locked_versions
+
+    versions = locked_versions(args.lock) if args.lock else installed_versions()
+    print(as_requirements(versions))
+    return 0
+
+
+def _add_runtime_versions(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "runtime-versions",
+        help="the model runtime versions, for the serving image's MODEL_RUNTIME build arg",
+        description="Print `name==version` for the packages a model needs at predict time, from "
+        "a uv.lock (--lock) or from this environment. The serving image records them in its "
+        "com.bikeshare.model-runtime label; deploy checks models against it.",
+    )
+    parser.add_argument("--lock", type=Path, help="read versions from this uv.lock")
+    parser.set_defaults(handler=_runtime_versions)
+
+
 def _add_train(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "train",
@@ -105,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_package, _add_serve, add_release_commands):
+    for add in (_add_train, _add_package, _add_serve, _add_runtime_versions, add_release_commands):
         add(commands)
     return parser
 

@@ -12,8 +12,9 @@ import pytest
 from bikeshare.deploy.artifacts import upload_model
 from bikeshare.deploy.aws import AwsTarget
 from bikeshare.deploy.release import Clients
+from bikeshare.model.runtime import RUNTIME_LABEL, as_requirements, installed_versions
 from standin import StandIn
-from support.aws import BUCKET, REGION, Aws
+from support.aws import BUCKET, REGION, REPOSITORY, Aws
 
 
 @pytest.fixture(scope="session")
@@ -32,16 +33,28 @@ def standin() -> Iterator[StandIn]:
 
 @pytest.fixture
 def aws(standin: StandIn) -> Iterator[Aws]:
+    if standin.registry is None:
+        reason = "the stand-in's ECR registry needs docker-registry and apache2-utils (Debian)"
+        if os.environ.get("BIKESHARE_REQUIRE_DOCKER") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
     target = AwsTarget(region=REGION, endpoint_url=standin.url)
+    image = standin.registry.push_manifest(
+        REPOSITORY, "test", {RUNTIME_LABEL: as_requirements(installed_versions())}
+    )
     yield Aws(
         standin.url,
         target,
         Clients(
-            target.client("sagemaker"),
-            target.client("sagemaker-runtime"),
-            target.client("s3"),
-            target.client("application-autoscaling"),
+            sagemaker=target.client("sagemaker"),
+            runtime=target.client("sagemaker-runtime"),
+            s3=target.client("s3"),
+            autoscaling=target.client("application-autoscaling"),
+            sts=target.client("sts"),
+            ecr=target.client("ecr"),
         ),
+        image,
+        standin.registry,
     )
     httpx.post(f"{standin.url}/_standin/reset", timeout=180).raise_for_status()
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from support import run_cli
-from support.aws import IMAGE, REGION, ROLE, Aws
+from support.aws import REGION, ROLE, Aws
 
 ENDPOINT = "bikeshare-staging"
 
@@ -24,7 +24,7 @@ def deploy_args(aws: Aws, model_uri: str, *extra: str) -> list[str]:
         "--endpoint-name",
         ENDPOINT,
         "--image-uri",
-        IMAGE,
+        aws.image,
         "--model-data",
         model_uri,
         "--instance-type",
@@ -77,7 +77,7 @@ def test_deploy_status_smoke_and_the_aws_cli_agree(aws: Aws, model_uri: str) -> 
     assert status["config_name"] == config
     assert status["status"] == "InService"
     assert status["verified"] is True
-    assert status["variants"][0]["image"] == IMAGE
+    assert status["variants"][0]["image"] == aws.image
     assert status["variants"][0]["model_data"] == model_uri
 
     smoke = run_cli("smoke", "--endpoint-name", ENDPOINT, *aws_args(aws))

@@ -7,10 +7,10 @@ import pytest
 from bikeshare.deploy import scaling
 from bikeshare.deploy.endpoint import describe_endpoint
 from bikeshare.deploy.promote import promote
-from bikeshare.deploy.release import deploy
+from bikeshare.deploy.release import DeployRequest, deploy
 from bikeshare.deploy.scaling import ScalingPolicy
 from bikeshare.errors import BikeshareError
-from support.aws import Aws, request
+from support.aws import Aws
 
 STAGING, PROD = "bikeshare-staging", "bikeshare-prod"
 
@@ -19,16 +19,17 @@ def quiet(_: str) -> None:
     """Progress is not under test here."""
 
 
-def prod_request(**overrides: object):
-    return request(PROD, "", image_uri="", **overrides)
+def prod_request(aws: Aws, **overrides: object) -> DeployRequest:
+    """Production's settings; image and model data come from staging."""
+    return aws.request(PROD, "", image_uri="", **overrides)
 
 
 def test_upload_staging_promote_with_auto_scaling(aws: Aws, model_uri: str) -> None:
-    deploy(aws.clients, request(STAGING, model_uri, git_sha="feedface42"), say=quiet)
+    deploy(aws.clients, aws.request(STAGING, model_uri, git_sha="feedface42"), say=quiet)
     outcome = promote(
         aws.clients,
         STAGING,
-        prod_request(scaling=ScalingPolicy(1, 4, target_invocations=250)),
+        prod_request(aws, scaling=ScalingPolicy(1, 4, target_invocations=250)),
         say=quiet,
     )
     staging = describe_endpoint(aws.sagemaker, STAGING)
@@ -44,24 +45,26 @@ def test_upload_staging_promote_with_auto_scaling(aws: Aws, model_uri: str) -> N
 
 def test_a_second_deploy_keeps_the_scaled_capacity(aws: Aws, model_uri: str) -> None:
     policy = ScalingPolicy(1, 4)
-    deploy(aws.clients, request(PROD, model_uri, scaling=policy), say=quiet)
+    deploy(aws.clients, aws.request(PROD, model_uri, scaling=policy), say=quiet)
     # What auto scaling would do under load: raise the variant to 3 instances.
     aws.sagemaker.update_endpoint_weights_and_capacities(
         EndpointName=PROD,
         DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredInstanceCount": 3}],
     )
-    deploy(aws.clients, request(PROD, model_uri, git_sha="2ndd3ploy", scaling=policy), say=quiet)
+    deploy(
+        aws.clients, aws.request(PROD, model_uri, git_sha="2ndd3ploy", scaling=policy), say=quiet
+    )
     described = aws.sagemaker.describe_endpoint(EndpointName=PROD)
     assert described["ProductionVariants"][0]["CurrentInstanceCount"] == 3
     assert scaling.describe(aws.clients.autoscaling, PROD, "AllTraffic")["max"] == 4
 
 
 def test_instance_type_change_deregisters_then_re_registers(aws: Aws, model_uri: str) -> None:
-    deploy(aws.clients, request(PROD, model_uri, scaling=ScalingPolicy(2, 6)), say=quiet)
+    deploy(aws.clients, aws.request(PROD, model_uri, scaling=ScalingPolicy(2, 6)), say=quiet)
     lines: list[str] = []
     deploy(
         aws.clients,
-        request(PROD, model_uri, instance_type="ml.m5.xlarge", git_sha="bigger1"),
+        aws.request(PROD, model_uri, instance_type="ml.m5.xlarge", git_sha="bigger1"),
         say=lines.append,
     )
     assert any(
@@ -79,23 +82,23 @@ def test_instance_type_change_deregisters_then_re_registers(aws: Aws, model_uri:
 def test_promote_refuses_a_staging_release_bikeshare_did_not_verify(
     aws: Aws, model_uri: str
 ) -> None:
-    deploy(aws.clients, request(STAGING, model_uri), say=quiet)
+    deploy(aws.clients, aws.request(STAGING, model_uri), say=quiet)
     endpoint = aws.sagemaker.describe_endpoint(EndpointName=STAGING)
     aws.sagemaker.delete_tags(
         ResourceArn=endpoint["EndpointArn"], TagKeys=["bikeshare:verified-config"]
     )
     with pytest.raises(BikeshareError, match="which bikeshare did not verify"):
-        promote(aws.clients, STAGING, prod_request(), say=quiet)
+        promote(aws.clients, STAGING, prod_request(aws), say=quiet)
     assert aws.sagemaker.list_endpoints(NameContains=PROD)["Endpoints"] == []
 
 
 def test_promote_refuses_a_missing_staging(aws: Aws) -> None:
     with pytest.raises(BikeshareError, match="endpoint bikeshare-staging does not exist"):
-        promote(aws.clients, STAGING, prod_request(), say=quiet)
+        promote(aws.clients, STAGING, prod_request(aws), say=quiet)
 
 
 def test_promote_with_an_override_model(aws: Aws, model_uri: str) -> None:
-    deploy(aws.clients, request(STAGING, model_uri), say=quiet)
+    deploy(aws.clients, aws.request(STAGING, model_uri), say=quiet)
     override = model_uri.replace("/models/", "/override/")
     source = aws.clients.s3.get_object(
         Bucket=model_uri[5:].split("/")[0], Key=model_uri[5:].split("/", 1)[1]
@@ -103,14 +106,14 @@ def test_promote_with_an_override_model(aws: Aws, model_uri: str) -> None:
     aws.clients.s3.put_object(
         Bucket=override[5:].split("/")[0], Key=override[5:].split("/", 1)[1], Body=source
     )
-    promote(aws.clients, STAGING, prod_request(), override_model_data=override, say=quiet)
+    promote(aws.clients, STAGING, prod_request(aws), override_model_data=override, say=quiet)
     assert describe_endpoint(aws.sagemaker, PROD).variants[0].model_data == override
 
 
 def test_promote_dry_run_shows_the_plan_and_changes_nothing(aws: Aws, model_uri: str) -> None:
-    deploy(aws.clients, request(STAGING, model_uri), say=quiet)
+    deploy(aws.clients, aws.request(STAGING, model_uri), say=quiet)
     lines: list[str] = []
-    outcome = promote(aws.clients, STAGING, prod_request(dry_run=True), say=lines.append)
+    outcome = promote(aws.clients, STAGING, prod_request(aws, dry_run=True), say=lines.append)
     assert outcome.dry_run
     assert lines[0].startswith(f"promoting to {PROD}: image ")
     assert f"model data:   {model_uri}" in "\n".join(lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import tarfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,11 @@ from bikeshare.deploy.endpoint import (
     TAG_VERIFIED_CONFIG,
     describe_endpoint,
 )
-from bikeshare.deploy.release import DeployFailed, deploy, rollback
+from bikeshare.deploy.release import DeployFailed, Polling, deploy, rollback
 from bikeshare.errors import BikeshareError
-from support.aws import BUCKET, IMAGE, Aws, request
+from bikeshare.model.runtime import RUNTIME_LABEL, as_requirements, installed_versions
+from standin.registry import OCI_MANIFEST
+from support.aws import BUCKET, REPOSITORY, Aws
 
 ENDPOINT = "bikeshare-staging"
 
@@ -36,7 +39,7 @@ def quiet(_: str) -> None:
 
 def test_first_deploy_creates_verifies_smokes_and_records(aws: Aws, model_uri: str) -> None:
     lines: list[str] = []
-    outcome = deploy(aws.clients, request(ENDPOINT, model_uri), say=lines.append)
+    outcome = deploy(aws.clients, aws.request(ENDPOINT, model_uri), say=lines.append)
     assert serving(aws) == ("InService", outcome.new_config)
     assert outcome.serving == outcome.new_config
     assert outcome.smoke is not None
@@ -44,15 +47,15 @@ def test_first_deploy_creates_verifies_smokes_and_records(aws: Aws, model_uri: s
     snapshot = describe_endpoint(aws.sagemaker, ENDPOINT)
     assert snapshot is not None
     assert snapshot.verified
-    assert snapshot.variants[0].image == IMAGE
+    assert snapshot.variants[0].image == aws.image
     assert snapshot.variants[0].model_data == model_uri
     assert any(line.startswith(f"{ENDPOINT}: Creating") for line in lines)
     assert lines[-1] == f"{ENDPOINT} is serving {outcome.new_config} (verified)"
 
 
 def test_update_serves_the_new_release_and_records_the_previous(aws: Aws, model_uri: str) -> None:
-    first = deploy(aws.clients, request(ENDPOINT, model_uri, git_sha="1111111aaaa"), say=quiet)
-    second = deploy(aws.clients, request(ENDPOINT, model_uri, git_sha="2222222bbbb"), say=quiet)
+    first = deploy(aws.clients, aws.request(ENDPOINT, model_uri, git_sha="1111111aaaa"), say=quiet)
+    second = deploy(aws.clients, aws.request(ENDPOINT, model_uri, git_sha="2222222bbbb"), say=quiet)
     assert serving(aws) == ("InService", second.new_config)
     assert second.previous_config == first.new_config
     tags = describe_endpoint(aws.sagemaker, ENDPOINT).tags
@@ -64,16 +67,18 @@ def test_update_serves_the_new_release_and_records_the_previous(aws: Aws, model_
 
 def test_dry_run_prints_the_plan_and_changes_nothing(aws: Aws, model_uri: str) -> None:
     lines: list[str] = []
-    outcome = deploy(aws.clients, request(ENDPOINT, model_uri, dry_run=True), say=lines.append)
+    outcome = deploy(aws.clients, aws.request(ENDPOINT, model_uri, dry_run=True), say=lines.append)
     assert outcome.dry_run
-    assert lines[0] == f"plan for {ENDPOINT}: create endpoint"
+    assert lines[0] == "acting as arn:aws:sts::123456789012:user/moto"
+    assert lines[1].startswith("image checked: Docker v2 manifest; its model runtime matches")
+    assert lines[2] == f"plan for {ENDPOINT}: create endpoint"
     assert lines[-1] == "dry run: nothing was changed"
     assert aws.sagemaker.list_endpoints()["Endpoints"] == []
     assert aws.sagemaker.list_models()["Models"] == []
 
 
 def test_silent_rollback_of_a_failed_update_is_detected(aws: Aws, model_uri: str) -> None:
-    good = deploy(aws.clients, request(ENDPOINT, model_uri), say=quiet)
+    good = deploy(aws.clients, aws.request(ENDPOINT, model_uri), say=quiet)
     aws.faults(
         fail_updates=[
             "Request to service failed. If failure persists after retry, "
@@ -81,7 +86,7 @@ def test_silent_rollback_of_a_failed_update_is_detected(aws: Aws, model_uri: str
         ]
     )
     with pytest.raises(DeployFailed) as failed:
-        deploy(aws.clients, request(ENDPOINT, model_uri, git_sha="badbadbad"), say=quiet)
+        deploy(aws.clients, aws.request(ENDPOINT, model_uri, git_sha="badbadbad"), say=quiet)
     message = str(failed.value)
     assert "did not take: SageMaker rolled it back (Request to service failed" in message
     assert f"{ENDPOINT} is serving {good.new_config} (verified InService)" in message
@@ -91,10 +96,10 @@ def test_silent_rollback_of_a_failed_update_is_detected(aws: Aws, model_uri: str
 def test_smoke_failure_after_a_good_update_rolls_back_and_verifies(
     aws: Aws, model_uri: str
 ) -> None:
-    good = deploy(aws.clients, request(ENDPOINT, model_uri), say=quiet)
+    good = deploy(aws.clients, aws.request(ENDPOINT, model_uri), say=quiet)
     aws.faults(invoke_errors={ENDPOINT: [500]})
     with pytest.raises(DeployFailed) as failed:
-        deploy(aws.clients, request(ENDPOINT, model_uri, git_sha="3333333"), say=quiet)
+        deploy(aws.clients, aws.request(ENDPOINT, model_uri, git_sha="3333333"), say=quiet)
     message = str(failed.value)
     assert "smoke test of" in message
     assert "ModelError" in message
@@ -105,11 +110,11 @@ def test_smoke_failure_after_a_good_update_rolls_back_and_verifies(
 
 
 def test_failed_rollback_is_loud(aws: Aws, model_uri: str) -> None:
-    deploy(aws.clients, request(ENDPOINT, model_uri), say=quiet)
+    deploy(aws.clients, aws.request(ENDPOINT, model_uri), say=quiet)
     # The update succeeds, the smoke test fails, and then the rollback's own update fails.
     aws.faults(invoke_errors={ENDPOINT: [503]}, fail_updates=[None, "Rollback target broke"])
     with pytest.raises(DeployFailed) as failed:
-        deploy(aws.clients, request(ENDPOINT, model_uri, git_sha="4444444"), say=quiet)
+        deploy(aws.clients, aws.request(ENDPOINT, model_uri, git_sha="4444444"), say=quiet)
     message = str(failed.value)
     assert message.startswith("ROLLBACK FAILED")
     assert "Rollback target broke" in message
@@ -141,7 +146,7 @@ def test_first_deploy_that_fails_leaves_nothing_behind(
 
     broken = upload_model(aws.clients.s3, _broken_archive(tmp_path), BUCKET, "models", "dead")
     with pytest.raises(DeployFailed) as failed:
-        deploy(aws.clients, request(ENDPOINT, broken), say=quiet)
+        deploy(aws.clients, aws.request(ENDPOINT, broken), say=quiet)
     message = str(failed.value)
     assert "first deploy of bikeshare-staging failed: Failed: The primary container" in message
     assert "did not pass the ping health check" in message
@@ -156,44 +161,73 @@ def test_model_that_does_not_load_fails_an_update_and_the_old_release_serves(
 ) -> None:
     from bikeshare.deploy.artifacts import upload_model
 
-    good = deploy(aws.clients, request(ENDPOINT, model_uri), say=quiet)
+    good = deploy(aws.clients, aws.request(ENDPOINT, model_uri), say=quiet)
     broken = upload_model(aws.clients.s3, _broken_archive(tmp_path), BUCKET, "models", "dead")
     with pytest.raises(DeployFailed, match="did not pass the ping health check"):
-        deploy(aws.clients, request(ENDPOINT, broken), say=quiet)
+        deploy(aws.clients, aws.request(ENDPOINT, broken), say=quiet)
     assert serving(aws) == ("InService", good.new_config)
 
 
 def test_missing_model_artifact_is_refused_before_any_change(aws: Aws, model_uri: str) -> None:
     missing = model_uri.replace("/models/", "/models/missing-")
     with pytest.raises(BikeshareError, match="does not exist; nothing was changed"):
-        deploy(aws.clients, request(ENDPOINT, missing), say=quiet)
+        deploy(aws.clients, aws.request(ENDPOINT, missing), say=quiet)
     assert aws.sagemaker.list_models()["Models"] == []
 
 
 @pytest.mark.parametrize(
-    ("image", "message"),
+    ("spoil", "message"),
     [
-        (IMAGE.split("@")[0] + ":latest", "referenced by tag only"),
-        (IMAGE + " ", "trailing whitespace"),
+        (lambda image: image.split("@")[0] + ":latest", "referenced by tag only"),
+        (lambda image: image + " ", "trailing whitespace"),
     ],
 )
 def test_unpinned_or_mistyped_images_are_refused(
-    aws: Aws, model_uri: str, image: str, message: str
+    aws: Aws, model_uri: str, spoil: Callable[[str], str], message: str
 ) -> None:
     with pytest.raises(BikeshareError, match=message):
-        deploy(aws.clients, request(ENDPOINT, model_uri, image_uri=image), say=quiet)
+        deploy(aws.clients, aws.request(ENDPOINT, model_uri, image_uri=spoil(aws.image)), say=quiet)
     assert aws.sagemaker.list_models()["Models"] == []
 
 
+def test_oci_image_is_refused_before_any_change(aws: Aws, model_uri: str) -> None:
+    runtime = {RUNTIME_LABEL: as_requirements(installed_versions())}
+    oci = aws.registry.push_manifest(REPOSITORY, "oci", runtime, media_type=OCI_MANIFEST)
+    with pytest.raises(BikeshareError, match="has an OCI manifest") as refused:
+        deploy(aws.clients, aws.request(ENDPOINT, model_uri, image_uri=oci), say=quiet)
+    assert "DockerMediaTypes" in str(refused.value)
+    assert aws.sagemaker.list_models()["Models"] == []
+
+
+def test_model_trained_with_other_library_versions_is_refused(aws: Aws, model_uri: str) -> None:
+    versions = {**installed_versions(), "scikit-learn": "1.5.2"}
+    old = aws.registry.push_manifest(REPOSITORY, "old", {RUNTIME_LABEL: as_requirements(versions)})
+    with pytest.raises(BikeshareError) as refused:
+        deploy(aws.clients, aws.request(ENDPOINT, model_uri, image_uri=old), say=quiet)
+    message = str(refused.value)
+    trained = installed_versions()["scikit-learn"]
+    assert f"trained with scikit-learn=={trained} but the image carries scikit-learn==1.5.2" in (
+        message
+    )
+    assert "nothing was changed" in message
+    assert aws.sagemaker.list_models()["Models"] == []
+
+
+def test_image_without_a_declared_runtime_is_refused(aws: Aws, model_uri: str) -> None:
+    bare = aws.registry.push_manifest(REPOSITORY, "bare", {})
+    with pytest.raises(BikeshareError, match="does not declare its model runtime"):
+        deploy(aws.clients, aws.request(ENDPOINT, model_uri, image_uri=bare), say=quiet)
+
+
 def test_busy_endpoint_is_refused_unless_wait(aws: Aws, model_uri: str) -> None:
-    good = deploy(aws.clients, request(ENDPOINT, model_uri), say=quiet)
+    good = deploy(aws.clients, aws.request(ENDPOINT, model_uri), say=quiet)
     aws.faults(transition_seconds=3)
     aws.sagemaker.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName=good.new_config)
     with pytest.raises(BikeshareError, match=r"is Updating .* Re-run with --wait"):
-        deploy(aws.clients, request(ENDPOINT, model_uri), say=quiet)
+        deploy(aws.clients, aws.request(ENDPOINT, model_uri), say=quiet)
     aws.faults(transition_seconds=0)
     waited = deploy(
-        aws.clients, request(ENDPOINT, model_uri, wait=True, git_sha="5555555"), say=quiet
+        aws.clients, aws.request(ENDPOINT, model_uri, wait=True, git_sha="5555555"), say=quiet
     )
     assert serving(aws) == ("InService", waited.new_config)
 
@@ -210,14 +244,14 @@ def test_canary_alarm_rolls_back_and_is_reported(aws: Aws, model_uri: str) -> No
         Threshold=1,
         ComparisonOperator="GreaterThanOrEqualToThreshold",
     )
-    good = deploy(aws.clients, request(ENDPOINT, model_uri, instance_count=2), say=quiet)
+    good = deploy(aws.clients, aws.request(ENDPOINT, model_uri, instance_count=2), say=quiet)
     cloudwatch.set_alarm_state(
         AlarmName="bikeshare-staging-5xx", StateValue="ALARM", StateReason="test"
     )
     with pytest.raises(DeployFailed) as failed:
         deploy(
             aws.clients,
-            request(
+            aws.request(
                 ENDPOINT,
                 model_uri,
                 instance_count=2,
@@ -235,17 +269,19 @@ def test_canary_alarm_rolls_back_and_is_reported(aws: Aws, model_uri: str) -> No
 
 def test_canary_bigger_than_half_is_refused_before_any_change(aws: Aws, model_uri: str) -> None:
     with pytest.raises(BikeshareError, match=r"at most 50% of capacity"):
-        deploy(aws.clients, request(ENDPOINT, model_uri, strategy="canary"), say=quiet)
+        deploy(aws.clients, aws.request(ENDPOINT, model_uri, strategy="canary"), say=quiet)
     assert aws.sagemaker.list_models()["Models"] == []
 
 
 def test_two_deploys_racing_one_wins_the_other_fails_cleanly(aws: Aws, model_uri: str) -> None:
-    deploy(aws.clients, request(ENDPOINT, model_uri), say=quiet)
+    deploy(aws.clients, aws.request(ENDPOINT, model_uri), say=quiet)
     results: dict[str, object] = {}
 
     def run(sha: str) -> None:
         try:
-            results[sha] = deploy(aws.clients, request(ENDPOINT, model_uri, git_sha=sha), say=quiet)
+            results[sha] = deploy(
+                aws.clients, aws.request(ENDPOINT, model_uri, git_sha=sha), say=quiet
+            )
         except BikeshareError as error:
             results[sha] = error
 
@@ -264,14 +300,14 @@ def test_two_deploys_racing_one_wins_the_other_fails_cleanly(aws: Aws, model_uri
 
 def test_throttling_is_retried(aws: Aws, model_uri: str) -> None:
     aws.faults(throttle={"DescribeEndpoint": 3, "CreateModel": 2})
-    outcome = deploy(aws.clients, request(ENDPOINT, model_uri), say=quiet)
+    outcome = deploy(aws.clients, aws.request(ENDPOINT, model_uri), say=quiet)
     assert serving(aws) == ("InService", outcome.new_config)
 
 
 def test_rollback_command_returns_to_the_previous_release(aws: Aws, model_uri: str) -> None:
-    first = deploy(aws.clients, request(ENDPOINT, model_uri, git_sha="1111111"), say=quiet)
-    second = deploy(aws.clients, request(ENDPOINT, model_uri, git_sha="2222222"), say=quiet)
-    final = rollback(aws.clients, ENDPOINT, None, say=quiet)
+    first = deploy(aws.clients, aws.request(ENDPOINT, model_uri, git_sha="1111111"), say=quiet)
+    second = deploy(aws.clients, aws.request(ENDPOINT, model_uri, git_sha="2222222"), say=quiet)
+    final = rollback(aws.clients, ENDPOINT, None, Polling(seconds=0.2), say=quiet)
     assert final.config_name == first.new_config
     assert serving(aws) == ("InService", first.new_config)
     tags = describe_endpoint(aws.sagemaker, ENDPOINT).tags
@@ -284,7 +320,7 @@ def test_old_releases_are_pruned_but_never_the_serving_or_rollback_one(
     names = [
         deploy(
             aws.clients,
-            request(ENDPOINT, model_uri, git_sha=f"{i}{i}{i}{i}{i}{i}{i}", keep_releases=1),
+            aws.request(ENDPOINT, model_uri, git_sha=f"{i}{i}{i}{i}{i}{i}{i}", keep_releases=1),
             say=quiet,
         ).new_config
         for i in range(1, 4)

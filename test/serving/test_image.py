@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support import REPORT_LINES, docker_or_skip, free_port, wait_for_ping
+from support import REPORT_LINES, docker_or_skip, free_port, run_cli, wait_for_ping
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_TAG = "bikeshare-test/python-base:3.11-bookworm"
@@ -58,10 +58,13 @@ def _build_context(target: Path) -> Path:
 def serving_image(base_image: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     context = _build_context(tmp_path_factory.mktemp("docker-context"))
     started = time.monotonic()
+    runtime = run_cli("runtime-versions", "--lock", str(ROOT / "uv.lock")).stdout.strip()
     build = docker(
         "build",
         "--build-arg",
         f"BASE_IMAGE={base_image}",
+        "--build-arg",
+        f"MODEL_RUNTIME={runtime}",
         "--target",
         "serving",
         "-t",
@@ -191,6 +194,17 @@ def test_image_metadata_follows_the_byoc_contract(serving_image: str) -> None:
     assert "8080/tcp" in config["ExposedPorts"]
     assert config["Entrypoint"] == ["bikeshare"]
     assert config["User"] == "model-server"
+
+
+def test_image_declares_the_model_runtime_it_really_carries(serving_image: str) -> None:
+    labels = json.loads(
+        docker("image", "inspect", serving_image, "--format", "{{json .Config.Labels}}").stdout
+    )
+    inside = docker(
+        "run", "--rm", "--entrypoint", "bikeshare", serving_image, "runtime-versions"
+    ).stdout.strip()
+    assert labels["com.bikeshare.model-runtime"] == inside
+    assert "scikit-learn==" in inside
 
 
 def test_image_carries_only_what_serving_needs(serving_image: str) -> None:

@@ -22,6 +22,7 @@ import httpx
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
+from moto.ecr.responses import ECRResponse
 from moto.s3.models import s3_backends
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import FakeEndpoint, SageMakerModelBackend
@@ -61,6 +62,7 @@ class StandInState:
     health_timeout: float = 60.0
     runner_factory: Callable[..., Any] = ProcessRunner
     runners: dict[str, list[Any]] = field(default_factory=dict)  # endpoint -> running variants
+    registry: str | None = None  # host:port of the local registry standing in for ECR
     lock: threading.RLock = field(default_factory=threading.RLock)
     threads: list[threading.Thread] = field(default_factory=list)
 
@@ -290,6 +292,15 @@ def invoke_endpoint_response(self: SageMakerRuntimeResponse) -> Any:
     return 200, headers, answer.content
 
 
+def get_authorization_token_response(self: ECRResponse) -> ActionResult:
+    """ECR's token, pointing at the local registry whose htpasswd matches it."""
+    result = _original["get_authorization_token"](self)
+    if STATE.registry:
+        for data in result.result["authorizationData"]:
+            data["proxyEndpoint"] = f"http://{STATE.registry}"
+    return result
+
+
 _original: dict[str, Callable[..., Any]] = {}
 
 
@@ -303,5 +314,7 @@ def install() -> None:
     SageMakerModelBackend.update_endpoint = update_endpoint
     SageMakerModelBackend.delete_endpoint = delete_endpoint
     SageMakerModelBackend.create_model = create_model
+    _original["get_authorization_token"] = ECRResponse.get_authorization_token
+    ECRResponse.get_authorization_token = get_authorization_token_response
     SageMakerResponse.update_endpoint = update_endpoint_response
     SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint_response

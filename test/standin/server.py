@@ -17,6 +17,8 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from standin import sagemaker
+from standin.registry import LocalRegistry
+from standin.registry import available as registry_available
 
 CONTROL_PREFIX = "/_standin/"
 
@@ -133,6 +135,7 @@ class StandIn:
         if quiet:  # one line per AWS call drowns test failure output
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
         app = ControlApp(DomainDispatcherApplication(create_backend_app))
+        self.registry = LocalRegistry() if registry_available() else None
         self._server: BaseWSGIServer = make_server(
             host, port, app, threaded=True, request_handler=MotoRequestHandler
         )
@@ -144,6 +147,9 @@ class StandIn:
         return f"http://{host}:{port}"
 
     def start(self) -> StandIn:
+        if self.registry is not None:
+            self.registry.start()
+            sagemaker.STATE.registry = self.registry.address
         self._thread.start()
         return self
 
@@ -151,6 +157,9 @@ class StandIn:
         sagemaker.STATE.stop_all()
         self._server.shutdown()
         self._thread.join(timeout=10)
+        if self.registry is not None:
+            self.registry.stop()
+            sagemaker.STATE.registry = None
 
 
 def main() -> int:
@@ -163,6 +172,12 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=5000)
     args = parser.parse_args()
     standin = StandIn(args.host, args.port, quiet=False)
+    if standin.registry is not None:
+        standin.registry.start()
+        sagemaker.STATE.registry = standin.registry.address
+        print(f"ECR stand-in registry on {standin.registry.address} (user AWS)", flush=True)
+    else:
+        print("no local registry: install docker-registry and apache2-utils for ECR", flush=True)
     print(f"AWS stand-in listening on {standin.url}", flush=True)
     print(
         f"  export AWS_ENDPOINT_URL={standin.url} AWS_ACCESS_KEY_ID=testing "
@@ -175,4 +190,6 @@ def main() -> int:
         pass
     finally:
         sagemaker.STATE.stop_all()
+        if standin.registry is not None:
+            standin.registry.stop()
     return 0

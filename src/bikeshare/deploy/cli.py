@@ -47,6 +47,7 @@ def _clients(args: argparse.Namespace) -> Any:
         s3=target.client("s3"),
         autoscaling=target.client("application-autoscaling"),
         sts=target.client("sts"),
+        ecr=target.client("ecr"),
     )
 
 
@@ -138,9 +139,10 @@ def _smoke(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from bikeshare.deploy.release import rollback
+    from bikeshare.deploy.release import Polling, rollback
 
-    final = rollback(_clients(args), args.endpoint_name, args.to_config)
+    polling = Polling(seconds=args.poll_seconds, timeout=args.timeout_seconds)
+    final = rollback(_clients(args), args.endpoint_name, args.to_config, polling)
     print(f"{final.name} serves {final.config_name}")
     return 0
 
@@ -349,6 +351,15 @@ def add_release_commands(commands: argparse._SubParsersAction) -> None:
     )
     back.add_argument("--endpoint-name", required=True)
     back.add_argument("--to-config", help="endpoint config to serve (default: the previous one)")
+    back.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=5.0,
+        help="how often to check the endpoint while waiting",
+    )
+    back.add_argument(
+        "--timeout-seconds", type=float, default=3600.0, help="give up waiting after this long"
+    )
     _aws_arguments(back)
     back.set_defaults(handler=_rollback)
 

@@ -20,6 +20,8 @@ from typing import Any, Literal
 from bikeshare.deploy import scaling
 from bikeshare.deploy.artifacts import fetch_archive, read_model_archive
 from bikeshare.deploy.aws import error_code, error_message, rejected_credentials
+from bikeshare.deploy.compatibility import check_compatible, image_runtime
+from bikeshare.deploy.ecr import registry_login
 from bikeshare.deploy.endpoint import (
     BROKEN,
     DEFAULT_VARIANT,
@@ -34,6 +36,7 @@ from bikeshare.deploy.endpoint import (
     release_prefix,
 )
 from bikeshare.deploy.images import require_digest
+from bikeshare.deploy.registry import inspect_image, require_docker_media_type
 from bikeshare.deploy.scaling import ScalingPolicy
 from bikeshare.deploy.smoke import SmokeFailed, SmokeResult, smoke_test
 from bikeshare.errors import BikeshareError
@@ -60,6 +63,15 @@ class Clients:
     s3: Any
     autoscaling: Any = None
     sts: Any = None
+    ecr: Any = None  # when given, the image is checked in its registry before any change
+
+
+@dataclass(frozen=True)
+class Polling:
+    """How often to look at an endpoint while waiting for it, and for how long at most."""
+
+    seconds: float = 15.0
+    timeout: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,11 @@ class DeployRequest:
     poll_seconds: float = 15.0
     timeout_seconds: float = 3600.0
     scaling: ScalingPolicy | None = None
+
+    @property
+    def polling(self) -> Polling:
+        """The wait settings of this request."""
+        return Polling(self.poll_seconds, self.timeout_seconds)
 
 
 @dataclass
@@ -202,7 +219,21 @@ def _preflight(
             f"{request.model_data} has no serving_input_example.json to smoke-test with; "
             "pass --payload FILE or --no-smoke"
         )
+    if clients.ecr is not None:
+        say(_check_image(clients.ecr, request, archive.requirements))
     return payload, _deployable(clients.sagemaker, request, say)
+
+
+def _check_image(ecr: Any, request: DeployRequest, model_requirements: dict[str, str]) -> str:
+    """Docker v2 manifest, and a model runtime that can load this model; else refuse."""
+    image = require_digest(request.image_uri)
+    login = registry_login(ecr)
+    facts = inspect_image(image, login.username, login.password)
+    require_docker_media_type(facts, request.image_uri)
+    runtime = image_runtime(facts.labels, request.image_uri)
+    check_compatible(model_requirements, runtime, request.model_data, request.image_uri)
+    shown = ", ".join(f"{k}=={v}" for k, v in sorted(runtime.items()) if k in model_requirements)
+    return f"image checked: Docker v2 manifest; its model runtime matches the model ({shown})"
 
 
 def _deployable(sagemaker: Any, request: DeployRequest, say: Say) -> EndpointSnapshot | None:
@@ -218,7 +249,7 @@ def _deployable(sagemaker: Any, request: DeployRequest, say: Say) -> EndpointSna
                 "change is in progress. Re-run with --wait, or try later; nothing was changed"
             )
         say(f"{name} is {current.status}; waiting for it to settle (--wait)")
-        current = wait_until_settled(sagemaker, name, request, say)
+        current = wait_until_settled(sagemaker, name, request.polling, say)
         if current.status == "InService":
             return current
     if current.status == "Failed":
@@ -281,9 +312,7 @@ def _create_release(
     )
 
 
-def wait_until_settled(
-    sagemaker: Any, name: str, request: DeployRequest, say: Say
-) -> EndpointSnapshot:
+def wait_until_settled(sagemaker: Any, name: str, polling: Polling, say: Say) -> EndpointSnapshot:
     """Poll until the endpoint leaves the in-progress states, printing each transition."""
     started = time.monotonic()
     last = ""
@@ -297,12 +326,12 @@ def wait_until_settled(
             last = snapshot.status
         if snapshot.status not in IN_PROGRESS:
             return snapshot
-        if elapsed > request.timeout_seconds:
+        if elapsed > polling.timeout:
             raise DeployFailed(
                 f"{name} is still {snapshot.status} after {_clock(elapsed)}; SageMaker carries on "
                 f"without us. Check it with `bikeshare status --endpoint-name {name}`"
             )
-        time.sleep(request.poll_seconds)
+        time.sleep(polling.seconds)
 
 
 def _clock(seconds: float) -> str:
@@ -315,7 +344,7 @@ def _first_deploy(
 ) -> Outcome:
     sagemaker, name = clients.sagemaker, request.endpoint_name
     sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=outcome.new_config)
-    final = wait_until_settled(sagemaker, name, request, say)
+    final = wait_until_settled(sagemaker, name, request.polling, say)
     if final.status != "InService":
         _remove_first_deploy(sagemaker, name, outcome.new_config)
         raise DeployFailed(
@@ -374,7 +403,7 @@ def _update(
             f"SageMaker refused the update of {name}: {error_message(error)}. Another deploy may "
             f"have started first; {name} still serves {current.config_name}, unchanged"
         ) from error
-    final = wait_until_settled(sagemaker, name, request, say)
+    final = wait_until_settled(sagemaker, name, request.polling, say)
     if final.config_name != new or final.status != "InService":
         if final.config_name == current.config_name:
             _apply_scaling(clients, request, final, kept_scaling, say)
@@ -382,7 +411,7 @@ def _update(
     try:
         outcome.smoke = _smoke(clients, request, payload, say)
     except SmokeFailed as error:
-        serving = rollback_to(sagemaker, name, current.config_name, request, say)
+        serving = rollback_to(sagemaker, name, current.config_name, request.polling, say)
         outcome.serving = serving.config_name
         _apply_scaling(clients, request, serving, kept_scaling, say)
         raise DeployFailed(
@@ -461,7 +490,7 @@ def _smoke(clients: Clients, request: DeployRequest, payload: Any, say: Say) -> 
 
 
 def rollback_to(
-    sagemaker: Any, name: str, config: str, request: DeployRequest, say: Say
+    sagemaker: Any, name: str, config: str, polling: Polling, say: Say
 ) -> EndpointSnapshot:
     """Point the endpoint back at a config, wait, and verify it serves it; loud if not."""
     say(f"rolling {name} back to {config}")
@@ -469,7 +498,7 @@ def rollback_to(
         sagemaker.update_endpoint(
             EndpointName=name, EndpointConfigName=config, RetainAllVariantProperties=True
         )
-        final = wait_until_settled(sagemaker, name, request, say)
+        final = wait_until_settled(sagemaker, name, polling, say)
     except Exception as error:
         raise DeployFailed(
             f"ROLLBACK FAILED: could not point {name} back at {config}: {error}. The endpoint may "
@@ -539,8 +568,8 @@ def rollback(
     clients: Clients,
     name: str,
     to_config: str | None,
+    polling: Polling = Polling(seconds=5.0),
     say: Say = say_on_stderr,
-    request: DeployRequest | None = None,
 ) -> EndpointSnapshot:
     """`bikeshare rollback`: back to --to-config, or to the previous verified release."""
     current = describe_endpoint(clients.sagemaker, name)
@@ -554,8 +583,7 @@ def rollback(
         )
     if current.status in IN_PROGRESS:
         raise BikeshareError(f"endpoint {name} is {current.status}; wait for it, then roll back")
-    settings = request or DeployRequest(name, "", "", "", "", poll_seconds=5.0)
-    final = rollback_to(clients.sagemaker, name, target, settings, say)
+    final = rollback_to(clients.sagemaker, name, target, polling, say)
     # The release's own commit is in its model's tags; the record keeps which config came before.
     _record(clients.sagemaker, final, target, previous=current.config_name, git_sha=None)
     return final

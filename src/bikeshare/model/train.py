@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +15,7 @@ from sklearn.preprocessing import OrdinalEncoder
 
 from bikeshare.errors import BikeshareError
 from bikeshare.model.features import EXAMPLE_ROW, FEATURE_NAMES, FEATURES, TARGET
+from bikeshare.model.runtime import as_requirements, installed_versions
 
 if TYPE_CHECKING:
     from mlflow.models import ModelSignature
@@ -25,10 +25,6 @@ if TYPE_CHECKING:
 # uploads them under their sha256, so trusting exactly this one type is the narrow, honest choice
 # (pickle-based formats would trust arbitrary code instead).
 SKOPS_TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
-
-# The packages a model needs at predict time, pinned to the versions that trained it. Written into
-# the model's requirements.txt; the release engine checks them against the serving image.
-MODEL_REQUIREMENTS = ("mlflow-skinny", "scikit-learn", "skops", "pandas", "numpy")
 
 HOLDOUT_FRACTION = 0.2
 
@@ -176,5 +172,9 @@ def example_frame() -> pd.DataFrame:
 
 
 def pinned_requirements() -> list[str]:
-    """`name==version` for every package the model needs at predict time, as installed now."""
-    return [f"{name}=={importlib.metadata.version(name)}" for name in MODEL_REQUIREMENTS]
+    """`name==version` for every package the model needs at predict time, as installed now.
+
+    Written into the model's requirements.txt; the release engine checks them against the
+    versions the serving image declares.
+    """
+    return as_requirements(installed_versions()).split()
