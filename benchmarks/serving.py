@@ -109,46 +109,27 @@ def docker_servers(model_dir: Path, image: str, workers: int) -> list[Server]:
         subprocess.run(["docker", "stop", name], capture_output=True, check=False)
         process.wait(timeout=60)
 
+    stock = (
+        "--entrypoint",
+        "mlflow",
+        image,
+        "models",
+        "serve",
+        "-m",
+        "/opt/ml/model",
+        "-p",
+        "{port}",
+        "--env-manager",
+        "local",
+    )
     return [
         Server(
             "bikeshare serve (image)", run("ours", image, "serve", "--workers", str(workers)), stop
         ),
-        Server(
-            "mlflow models serve (image)",
-            run(
-                "stock",
-                "--entrypoint",
-                "mlflow",
-                image,
-                "models",
-                "serve",
-                "-m",
-                "/opt/ml/model",
-                "-p",
-                "{port}",
-                "--env-manager",
-                "local",
-            ),
-            stop,
-        ),
+        Server("mlflow models serve (image)", run("stock", *stock), stop),
         Server(
             f"mlflow models serve -w {workers} (image)",
-            run(
-                "stockw",
-                "--entrypoint",
-                "mlflow",
-                image,
-                "models",
-                "serve",
-                "-m",
-                "/opt/ml/model",
-                "-p",
-                "{port}",
-                "--env-manager",
-                "local",
-                "-w",
-                str(workers),
-            ),
+            run("stockw", *stock, "-w", str(workers)),
             stop,
         ),
     ]

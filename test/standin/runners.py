@@ -5,13 +5,12 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from support import free_port, wait_for_ping
+from support import launch_serve, wait_for_ping
 
 # SageMaker's message when a container never answers /ping; the deploy reports it verbatim.
 PING_FAILURE = (
@@ -43,26 +42,8 @@ class ProcessRunner:
                 archive.extractall(model_dir, filter="data")
         except (tarfile.TarError, OSError) as error:
             raise VariantFailed(f"Failed to extract model data archive: {error}") from error
-        port = free_port()
-        bikeshare = Path(sys.executable).with_name("bikeshare")
-        log = (self._workdir / "serve.log").open("wb")
-        self._process = subprocess.Popen(
-            [
-                str(bikeshare),
-                "serve",
-                "--model-dir",
-                str(model_dir),
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-                "--grace-seconds",
-                "2",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.base_url = f"http://127.0.0.1:{port}"
+        server = launch_serve(model_dir, self._workdir, "--grace-seconds", "2", workers=1)
+        self._process, self.base_url = server.process, server.base_url
         self._wait_for_ping()
 
     def _wait_for_ping(self) -> None:
@@ -72,10 +53,6 @@ class ProcessRunner:
         except (RuntimeError, TimeoutError):
             self.stop()
             raise VariantFailed(PING_FAILURE.format(variant=self.variant)) from None
-
-    def log(self) -> str:
-        path = self._workdir / "serve.log"
-        return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
