@@ -25,6 +25,16 @@ def model_archive(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return archive
 
 
+@pytest.fixture(scope="session")
+def serving_image(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The serving image built from the Dockerfile (skips without a Docker daemon)."""
+    from support import docker_or_skip
+    from support.images import build_serving_image
+
+    docker_or_skip()
+    return build_serving_image(tmp_path_factory.mktemp("docker-context"))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print what tests measured for people (for example the serving image's size)."""
     from support import REPORT_LINES

@@ -139,12 +139,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bikeshare {args.command}: error: {error}", file=sys.stderr)
         return 1
     except Exception as error:
-        if type(error).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
-            from bikeshare.deploy.aws import explain_credentials_error
+        from bikeshare.deploy.aws import error_code, error_message, explain_credentials_error
 
-            print(
-                f"bikeshare {args.command}: error: {explain_credentials_error(error)}",
-                file=sys.stderr,
-            )
-            return 1
-        raise
+        if type(error).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
+            reason = str(explain_credentials_error(error))
+        elif error_code(error):  # any other AWS refusal: its code and message, not a traceback
+            reason = f"AWS refused the request ({error_code(error)}): {error_message(error)}"
+        else:
+            raise
+        print(f"bikeshare {args.command}: error: {reason}", file=sys.stderr)
+        return 1

@@ -13,8 +13,12 @@ from bikeshare.deploy.artifacts import upload_model
 from bikeshare.deploy.aws import AwsTarget
 from bikeshare.deploy.release import Clients
 from bikeshare.model.runtime import RUNTIME_LABEL, as_requirements, installed_versions
-from standin import StandIn
+from standin import StandIn, sagemaker
+from standin.registry import PASSWORD
+from standin.runners import DockerRunner
+from support import docker_available
 from support.aws import BUCKET, REGION, REPOSITORY, Aws
+from support.images import push
 
 
 @pytest.fixture(scope="session")
@@ -31,17 +35,34 @@ def standin() -> Iterator[StandIn]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def deployable_image(standin: StandIn, request: pytest.FixtureRequest) -> str:
+    """The image every deploy test ships, in the stand-in's ECR.
+
+    With Docker, the real serving image is pushed and each endpoint variant runs it as a
+    container, as SageMaker does. Without Docker, a manifest with the same runtime label stands
+    in for it and variants run as `bikeshare serve` processes.
+    """
+    assert standin.registry is not None
+    if docker_available():
+        built = request.getfixturevalue("serving_image")
+        sagemaker.STATE.runner_factory = DockerRunner
+        return push(built, standin.registry.address, REPOSITORY, "test", PASSWORD)
+    if os.environ.get("BIKESHARE_REQUIRE_DOCKER") == "1":
+        pytest.fail("BIKESHARE_REQUIRE_DOCKER=1 but no Docker daemon answers")
+    runtime = {RUNTIME_LABEL: as_requirements(installed_versions())}
+    return standin.registry.push_manifest(REPOSITORY, "test", runtime)
+
+
 @pytest.fixture
-def aws(standin: StandIn) -> Iterator[Aws]:
+def aws(standin: StandIn, request: pytest.FixtureRequest) -> Iterator[Aws]:
     if standin.registry is None:
         reason = "the stand-in's ECR registry needs docker-registry and apache2-utils (Debian)"
         if os.environ.get("BIKESHARE_REQUIRE_DOCKER") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
     target = AwsTarget(region=REGION, endpoint_url=standin.url)
-    image = standin.registry.push_manifest(
-        REPOSITORY, "test", {RUNTIME_LABEL: as_requirements(installed_versions())}
-    )
+    image = request.getfixturevalue("deployable_image")
     yield Aws(
         standin.url,
         target,

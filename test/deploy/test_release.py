@@ -22,8 +22,11 @@ from bikeshare.deploy.endpoint import (
 from bikeshare.deploy.release import DeployFailed, Polling, deploy, rollback
 from bikeshare.errors import BikeshareError
 from bikeshare.model.runtime import RUNTIME_LABEL, as_requirements, installed_versions
-from standin.registry import OCI_MANIFEST
-from support.aws import BUCKET, REPOSITORY, Aws
+from standin import sagemaker
+from standin.registry import OCI_MANIFEST, PASSWORD
+from standin.runners import DockerRunner
+from support.aws import BUCKET, REPOSITORY, ROLE, Aws
+from support.images import IMAGE_TAG, image_from, push
 
 ENDPOINT = "bikeshare-staging"
 
@@ -168,6 +171,39 @@ def test_model_that_does_not_load_fails_an_update_and_the_old_release_serves(
     assert serving(aws) == ("InService", good.new_config)
 
 
+def _broken_image(aws: Aws, instruction: str, tag: str, workdir: Path) -> str:
+    """The serving image with one instruction changed, pushed to the stand-in's ECR."""
+    if sagemaker.STATE.runner_factory is not DockerRunner:
+        pytest.skip("broken images need Docker: without it, variants run as processes")
+    local = image_from(IMAGE_TAG, instruction, f"bikeshare-broken:{tag}", workdir)
+    return push(local, aws.registry.address, REPOSITORY, tag, PASSWORD)
+
+
+def test_image_that_never_passes_ping_fails_the_update_and_the_old_release_serves(
+    aws: Aws, model_uri: str, tmp_path: Path
+) -> None:
+    silent = _broken_image(
+        aws, 'ENTRYPOINT ["python3", "-m", "http.server", "8080"]', "noping", tmp_path
+    )
+    good = deploy(aws.clients, aws.request(ENDPOINT, model_uri), say=quiet)
+    aws.faults(health_timeout=8)
+    with pytest.raises(DeployFailed) as failed:
+        deploy(aws.clients, aws.request(ENDPOINT, model_uri, image_uri=silent), say=quiet)
+    assert "did not pass the ping health check" in str(failed.value)
+    assert f"is serving {good.new_config} (verified InService)" in str(failed.value)
+    assert serving(aws) == ("InService", good.new_config)
+
+
+def test_image_whose_entrypoint_fails_leaves_nothing_behind(
+    aws: Aws, model_uri: str, tmp_path: Path
+) -> None:
+    crashing = _broken_image(aws, 'ENTRYPOINT ["false"]', "crash", tmp_path)
+    with pytest.raises(DeployFailed, match="nothing is left behind"):
+        deploy(aws.clients, aws.request(ENDPOINT, model_uri, image_uri=crashing), say=quiet)
+    assert aws.sagemaker.list_endpoints()["Endpoints"] == []
+    assert aws.sagemaker.list_models()["Models"] == []
+
+
 def test_missing_model_artifact_is_refused_before_any_change(aws: Aws, model_uri: str) -> None:
     missing = model_uri.replace("/models/", "/models/missing-")
     with pytest.raises(BikeshareError, match="does not exist; nothing was changed"):
@@ -217,6 +253,61 @@ def test_image_without_a_declared_runtime_is_refused(aws: Aws, model_uri: str) -
     bare = aws.registry.push_manifest(REPOSITORY, "bare", {})
     with pytest.raises(BikeshareError, match="does not declare its model runtime"):
         deploy(aws.clients, aws.request(ENDPOINT, model_uri, image_uri=bare), say=quiet)
+
+
+def test_stand_in_sagemaker_itself_rejects_oci_images(aws: Aws, model_uri: str) -> None:
+    runtime = {RUNTIME_LABEL: as_requirements(installed_versions())}
+    oci = aws.registry.push_manifest(REPOSITORY, "oci-direct", runtime, media_type=OCI_MANIFEST)
+    with pytest.raises(Exception, match="supports Docker image manifest V2, schema 2 only"):
+        aws.sagemaker.create_model(
+            ModelName="by-hand",
+            ExecutionRoleArn=ROLE,
+            PrimaryContainer={"Image": oci, "ModelDataUrl": model_uri},
+        )
+
+
+def _hand_made_endpoint(aws: Aws, model_data: str, variant: str, name: str) -> None:
+    """What the seed's old deploy script left behind: no bikeshare tags, its own names."""
+    aws.sagemaker.create_model(
+        ModelName=name,
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={"Image": aws.image, "ModelDataUrl": model_data},
+    )
+    aws.sagemaker.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {
+                "VariantName": variant,
+                "ModelName": name,
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    aws.sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=name)
+
+
+def test_an_endpoint_made_by_the_old_script_is_adopted_with_its_variant_name(
+    aws: Aws, model_uri: str
+) -> None:
+    _hand_made_endpoint(aws, model_uri, "blue", "bikeshare-staging-previous-config-name")
+    deploy(aws.clients, aws.request(ENDPOINT, model_uri, wait=True), say=quiet)
+    snapshot = describe_endpoint(aws.sagemaker, ENDPOINT)
+    assert [v.name for v in snapshot.variants] == ["blue"]
+    assert snapshot.tags[TAG_PREVIOUS_CONFIG] == "bikeshare-staging-previous-config-name"
+
+
+def test_a_failed_endpoint_gets_an_explanation_not_a_deploy(
+    aws: Aws, model_uri: str, tmp_path: Path
+) -> None:
+    from bikeshare.deploy.artifacts import upload_model
+
+    broken = upload_model(aws.clients.s3, _broken_archive(tmp_path), BUCKET, "models", "dead")
+    _hand_made_endpoint(aws, broken, "AllTraffic", "hand-made")
+    with pytest.raises(BikeshareError, match="only allows deleting a Failed endpoint") as refused:
+        deploy(aws.clients, aws.request(ENDPOINT, model_uri, wait=True), say=quiet)
+    assert "did not pass the ping health check" in str(refused.value)
+    assert [m["ModelName"] for m in aws.sagemaker.list_models()["Models"]] == ["hand-made"]
 
 
 def test_busy_endpoint_is_refused_unless_wait(aws: Aws, model_uri: str) -> None:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import tarfile
 import time
 from collections.abc import Iterator
@@ -14,72 +11,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support import REPORT_LINES, docker_or_skip, free_port, run_cli, wait_for_ping
+from support import REPORT_LINES, free_port, wait_for_ping
+from support.images import docker
 
-ROOT = Path(__file__).resolve().parents[2]
-BASE_TAG = "bikeshare-test/python-base:3.11-bookworm"
-IMAGE_TAG = "bikeshare-serving:test"
 RUNBOOK_PAYLOAD = (
     '{"inputs":{"dataframe_split":{"columns":["station_id","hour","temp_c","dow"],'
     '"data":[["72",8,20.5,2]]}}}'
 )
 
 pytestmark = pytest.mark.docker
-
-
-def docker(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, check=check, timeout=timeout
-    )
-
-
-@pytest.fixture(scope="module")
-def base_image() -> str:
-    """The local stand-in for python:3.11-slim (debootstrap), built once per machine."""
-    docker_or_skip()
-    subprocess.run(
-        ["bash", str(ROOT / "test/support/base_image.sh"), BASE_TAG], check=True, timeout=900
-    )
-    return BASE_TAG
-
-
-def _build_context(target: Path) -> Path:
-    """What .dockerignore lets through, plus this machine's CA bundle for the test build only."""
-    for name in ("Dockerfile", ".dockerignore", "pyproject.toml", "uv.lock", "README.md"):
-        shutil.copy2(ROOT / name, target / name)
-    shutil.copytree(ROOT / "src", target / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    ca_bundle = os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE")
-    if ca_bundle and Path(ca_bundle).is_file():
-        shutil.copy2(ca_bundle, target / "build-ca.pem")
-    return target
-
-
-@pytest.fixture(scope="module")
-def serving_image(base_image: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    context = _build_context(tmp_path_factory.mktemp("docker-context"))
-    started = time.monotonic()
-    runtime = run_cli("runtime-versions", "--lock", str(ROOT / "uv.lock")).stdout.strip()
-    build = docker(
-        "build",
-        "--build-arg",
-        f"BASE_IMAGE={base_image}",
-        "--build-arg",
-        f"MODEL_RUNTIME={runtime}",
-        "--target",
-        "serving",
-        "-t",
-        IMAGE_TAG,
-        str(context),
-        check=False,
-    )
-    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    size = int(docker("image", "inspect", IMAGE_TAG, "--format", "{{.Size}}").stdout)
-    base = int(docker("image", "inspect", base_image, "--format", "{{.Size}}").stdout)
-    REPORT_LINES.append(
-        f"serving image {IMAGE_TAG}: {size / 1e6:.0f} MB ({(size - base) / 1e6:.0f} MB over the "
-        f"{base / 1e6:.0f} MB base stand-in); built in {time.monotonic() - started:.0f} s"
-    )
-    return IMAGE_TAG
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from support import launch_serve, wait_for_ping
+from support import free_port, launch_serve, wait_for_ping
 
 # SageMaker's message when a container never answers /ping; the deploy reports it verbatim.
 PING_FAILURE = (
@@ -62,3 +62,72 @@ class ProcessRunner:
             except subprocess.TimeoutExpired:
                 self._process.kill()
         shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+@dataclass
+class DockerRunner:
+    """The variant's image run as SageMaker runs it: pulled from the (stand-in) ECR, model data
+    unpacked into a volume mounted read-only at /opt/ml/model, started with `serve`, port 8080,
+    healthy only once /ping answers 200 within the health-check timeout."""
+
+    variant: str
+    model_archive: bytes
+    image: str
+    health_timeout: float = 60.0
+    base_url: str = ""
+    _container: str = ""
+    _workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="standin-")))
+
+    def start(self) -> None:
+        model_dir = self._workdir / "model"
+        try:
+            with tarfile.open(fileobj=io.BytesIO(self.model_archive), mode="r:*") as archive:
+                archive.extractall(model_dir, filter="data")
+        except (tarfile.TarError, OSError) as error:
+            raise VariantFailed(f"Failed to extract model data archive: {error}") from error
+        for path in (self._workdir, model_dir):
+            path.chmod(0o755)  # the image runs as a non-root user
+        pulled = _docker("pull", "--quiet", self.image)
+        if pulled.returncode != 0:
+            raise VariantFailed(
+                f"Failed to pull image {self.image}: {pulled.stderr.strip()[-300:]}"
+            )
+        port = free_port()
+        started = _docker(
+            "run",
+            "-d",
+            "-v",
+            f"{model_dir}:/opt/ml/model:ro",
+            "-p",
+            f"127.0.0.1:{port}:8080",
+            self.image,
+            "serve",
+        )
+        if started.returncode != 0:
+            raise VariantFailed(
+                f"CannotStartContainerError. Please ensure the model container for variant "
+                f"{self.variant} starts correctly when invoked with 'docker run <image> serve'"
+            )
+        self._container = started.stdout.strip()
+        self.base_url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for_ping(self.base_url, timeout=self.health_timeout, alive=self._running)
+        except (RuntimeError, TimeoutError):
+            self.stop()
+            raise VariantFailed(PING_FAILURE.format(variant=self.variant)) from None
+
+    def _running(self) -> bool:
+        state = _docker("inspect", "-f", "{{.State.Running}}", self._container)
+        return state.stdout.strip() == "true"
+
+    def stop(self) -> None:
+        if self._container:
+            _docker("rm", "-f", self._container)
+            self._container = ""
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def _docker(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, check=False, timeout=300
+    )

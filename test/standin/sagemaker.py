@@ -29,6 +29,8 @@ from moto.sagemaker.models import FakeEndpoint, SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
+from standin.registry import PASSWORD as REGISTRY_PASSWORD
+from standin.registry import USERNAME as REGISTRY_USER
 from standin.runners import ProcessRunner, VariantFailed
 
 
@@ -75,6 +77,7 @@ class StandInState:
                     runner.stop()
             self.runners.clear()
             self.faults = Faults()
+            self.health_timeout = 60.0
 
 
 STATE = StandInState()
@@ -244,7 +247,36 @@ def create_model(self: SageMakerModelBackend, **kwargs: Any) -> Any:
                 message=f"Image {image} must be referenced by digest (repository@sha256:...) "
                 "in this account's stand-in, as the deploy tool requires."
             )
+        if image and _manifest_type(image) in OCI_TYPES:
+            raise ValidationError(
+                message=f"Unsupported manifest media type for image {image}: SageMaker "
+                "supports Docker image manifest V2, schema 2 only."
+            )
     return _original["create_model"](self, **kwargs)
+
+
+OCI_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+)
+
+
+def _manifest_type(image: str) -> str | None:
+    """The manifest media type of an image in the stand-in's registry (None elsewhere)."""
+    registry, _, rest = image.partition("/")
+    if not STATE.registry or registry != STATE.registry:
+        return None
+    repository, _, digest = rest.partition("@")
+    answer = httpx.get(
+        f"http://{registry}/v2/{repository}/manifests/{digest}",
+        auth=(REGISTRY_USER, REGISTRY_PASSWORD),
+        headers={
+            "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
+            + ", ".join(OCI_TYPES)
+        },
+        timeout=10,
+    )
+    return answer.headers.get("content-type") if answer.status_code == 200 else None
 
 
 def update_endpoint_response(self: SageMakerResponse) -> ActionResult:

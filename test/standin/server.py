@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
+import subprocess
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -19,6 +21,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from standin import sagemaker
 from standin.registry import LocalRegistry
 from standin.registry import available as registry_available
+from standin.runners import DockerRunner
 
 CONTROL_PREFIX = "/_standin/"
 
@@ -178,6 +181,14 @@ def main() -> int:
         print(f"ECR stand-in registry on {standin.registry.address} (user AWS)", flush=True)
     else:
         print("no local registry: install docker-registry and apache2-utils for ECR", flush=True)
+    if (
+        shutil.which("docker")
+        and subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
+    ):
+        sagemaker.STATE.runner_factory = DockerRunner
+        print("endpoints run their image with Docker, as SageMaker does", flush=True)
+    else:
+        print("no Docker: endpoints run as `bikeshare serve` processes", flush=True)
     print(f"AWS stand-in listening on {standin.url}", flush=True)
     print(
         f"  export AWS_ENDPOINT_URL={standin.url} AWS_ACCESS_KEY_ID=testing "

@@ -107,6 +107,11 @@ def launch_serve(model_dir: Path, log_dir: Path, *extra: str, workers: int = 2) 
 REPORT_LINES: list[str] = []
 
 
+def docker_available() -> bool:
+    """Whether a Docker daemon answers."""
+    return subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
+
+
 def docker_or_skip() -> None:
     """Skip when no Docker daemon is reachable, unless CI demands Docker (then fail)."""
     import pytest

@@ -343,7 +343,16 @@ def _first_deploy(
     clients: Clients, request: DeployRequest, outcome: Outcome, payload: Any, say: Say
 ) -> Outcome:
     sagemaker, name = clients.sagemaker, request.endpoint_name
-    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=outcome.new_config)
+    try:
+        sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=outcome.new_config)
+    except Exception as error:
+        if error_code(error) != "ValidationException":
+            raise
+        _delete_release(sagemaker, outcome.new_config)
+        raise DeployFailed(
+            f"SageMaker refused to create {name}: {error_message(error)}. Another deploy may "
+            "have created it first; removed this release's config and model"
+        ) from error
     final = wait_until_settled(sagemaker, name, request.polling, say)
     if final.status != "InService":
         _remove_first_deploy(sagemaker, name, outcome.new_config)
