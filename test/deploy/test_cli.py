@@ -148,3 +148,30 @@ def test_status_of_a_missing_endpoint_is_a_clear_error(aws: Aws) -> None:
     result = run_cli("status", "--endpoint-name", "nope", *aws_args(aws), check=False)
     assert result.returncode == 1
     assert result.stderr.strip() == "bikeshare status: error: endpoint nope does not exist"
+
+
+def test_aws_endpoint_url_from_the_environment_is_honoured(aws: Aws) -> None:
+    env = {**os.environ, "AWS_ENDPOINT_URL": aws.url}
+    result = run_cli("status", "--endpoint-name", "nope", "--region", REGION, env=env, check=False)
+    assert result.stderr.strip() == "bikeshare status: error: endpoint nope does not exist"
+
+
+def test_smoke_names_a_signature_mismatch(aws: Aws, model_uri: str, tmp_path: Path) -> None:
+    run_cli(*deploy_args(aws, model_uri))
+    payload = tmp_path / "old-columns.json"
+    payload.write_text(
+        json.dumps(
+            {
+                "dataframe_split": {
+                    "columns": ["station", "hour", "temp", "dow"],
+                    "data": [["72", 8, 20.5, 2]],
+                }
+            }
+        )
+    )
+    result = run_cli(
+        "smoke", "--endpoint-name", ENDPOINT, "--payload", str(payload), *aws_args(aws), check=False
+    )
+    assert result.returncode == 1
+    assert "the model and the payload disagree on the signature" in result.stderr
+    assert "missing column(s) station_id, temp_c" in result.stderr
