@@ -1,0 +1,76 @@
+# The role SageMaker endpoints run as: read the model prefix, pull the serving image, write logs
+# and metrics. Nothing else.
+resource "aws_iam_role" "sagemaker_execution" {
+  name               = "bikeshare-sagemaker-execution"
+  assume_role_policy = data.aws_iam_policy_document.sagemaker_trust.json
+}
+
+data "aws_iam_policy_document" "sagemaker_trust" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["sagemaker.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "sagemaker_execution" {
+  name   = "serve-bikeshare-models"
+  role   = aws_iam_role.sagemaker_execution.id
+  policy = data.aws_iam_policy_document.sagemaker_execution.json
+}
+
+data "aws_iam_policy_document" "sagemaker_execution" {
+  statement {
+    sid       = "ReadModelArchives"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.models.arn}/${var.model_prefix}/*"]
+  }
+
+  statement {
+    sid       = "DecryptModelsAndImages"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.bikeshare.arn]
+  }
+
+  statement {
+    sid = "PullServingImage"
+    actions = [
+      "ecr:BatchGetImage",
+      "ecr:GetDownloadUrlForLayer",
+      "ecr:BatchCheckLayerAvailability",
+    ]
+    resources = [aws_ecr_repository.serving.arn]
+  }
+
+  statement {
+    sid = "EcrLogin"
+    # AWS allows no resource scoping for GetAuthorizationToken: the token is account-wide.
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "WriteEndpointLogs"
+    actions   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = ["arn:${data.aws_partition.current.partition}:logs:${var.region}:${data.aws_caller_identity.current.account_id}:log-group:/aws/sagemaker/Endpoints/bikeshare-*"]
+  }
+
+  statement {
+    sid = "PublishMetrics"
+    # PutMetricData has no resource-level permissions; the namespace condition scopes it.
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+    condition {
+      test     = "StringLike"
+      variable = "cloudwatch:namespace"
+      values   = ["/aws/sagemaker/Endpoints", "AWS/SageMaker"]
+    }
+  }
+}

@@ -1,0 +1,78 @@
+resource "aws_s3_bucket" "models" {
+  #checkov:skip=CKV_AWS_18:Only the deployer roles write and SageMaker reads here; account-level CloudTrail data events audit that, a log bucket would have no reader
+  #checkov:skip=CKV2_AWS_62:Nothing reacts to new archives; deploys are driven by the pipeline
+  #checkov:skip=CKV_AWS_144:Archives are rebuilt from git by the pipeline; a replica adds cost and no recovery path
+  bucket = var.model_bucket_name
+}
+
+resource "aws_s3_bucket_versioning" "models" {
+  bucket = aws_s3_bucket.models.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "models" {
+  bucket = aws_s3_bucket.models.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = aws_kms_key.bikeshare.arn
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "models" {
+  bucket                  = aws_s3_bucket.models.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_policy" "models" {
+  bucket = aws_s3_bucket.models.id
+  policy = data.aws_iam_policy_document.models_tls_only.json
+}
+
+data "aws_iam_policy_document" "models_tls_only" {
+  statement {
+    sid     = "DenyInsecureTransport"
+    effect  = "Deny"
+    actions = ["s3:*"]
+    resources = [
+      aws_s3_bucket.models.arn,
+      "${aws_s3_bucket.models.arn}/*",
+    ]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "models" {
+  bucket = aws_s3_bucket.models.id
+
+  rule {
+    id     = "expire-replaced-versions"
+    status = "Enabled"
+    filter {}
+
+    # Archives are content-addressed (<prefix>/<sha256>/model.tar.gz), so a current object is
+    # never overwritten; only deleted ones leave noncurrent versions behind.
+    noncurrent_version_expiration {
+      noncurrent_days = var.model_version_days
+    }
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+}

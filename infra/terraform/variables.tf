@@ -1,0 +1,78 @@
+variable "region" {
+  description = "AWS region for every resource (the team's is ca-central-1)."
+  type        = string
+  default     = "ca-central-1"
+}
+
+variable "github_repository" {
+  description = "GitHub repository allowed to deploy, as OWNER/NAME."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.github_repository))
+    error_message = "github_repository must look like OWNER/NAME."
+  }
+}
+
+variable "create_github_oidc_provider" {
+  description = "Create the GitHub OIDC provider (true), or adopt the account's existing one (false). An account can hold only one per URL."
+  type        = bool
+  default     = false
+}
+
+variable "environments" {
+  description = "Deployment environments: the GitHub environment name and its SageMaker endpoint."
+  type = map(object({
+    endpoint_name = string
+  }))
+  default = {
+    staging    = { endpoint_name = "bikeshare-staging" }
+    production = { endpoint_name = "bikeshare-prod" }
+  }
+
+  validation {
+    condition     = alltrue([for env in values(var.environments) : startswith(env.endpoint_name, "bikeshare-")])
+    error_message = "Endpoint names must start with bikeshare- (the IAM policies are scoped to it)."
+  }
+}
+
+variable "ecr_repository_name" {
+  description = "ECR repository of the serving image."
+  type        = string
+  default     = "bikeshare-serving"
+}
+
+variable "model_bucket_name" {
+  description = "S3 bucket for model archives (globally unique)."
+  type        = string
+}
+
+variable "model_prefix" {
+  description = "Key prefix under which `bikeshare upload-model` stores archives."
+  type        = string
+  default     = "models"
+}
+
+variable "keep_images" {
+  description = "How many images the ECR lifecycle policy keeps."
+  type        = number
+  default     = 30
+}
+
+variable "model_version_days" {
+  description = "Days before noncurrent model archive versions expire."
+  type        = number
+  default     = 90
+}
+
+variable "alarm_email" {
+  description = "Address subscribed to the alarm topic; empty for none (subscribe another way)."
+  type        = string
+  default     = ""
+}
+
+variable "latency_alarm_microseconds" {
+  description = "ModelLatency average (microseconds, as SageMaker reports it) that raises the latency alarm."
+  type        = number
+  default     = 200000
+}
