@@ -68,3 +68,17 @@ def test_usage_errors_exit_non_zero() -> None:
     result = run_cli("train", check=False)
     assert result.returncode == 2
     assert "--output" in result.stderr
+
+
+def test_release_commands_import_no_model_or_web_libraries() -> None:
+    """The deploy tools container carries only the `deploy` extra (boto3)."""
+    probe = (
+        "import sys, bikeshare.cli, bikeshare.deploy.release, bikeshare.deploy.promote, "
+        "bikeshare.deploy.credentials, bikeshare.deploy.logs\n"
+        "heavy = ('sklearn', 'mlflow', 'pandas', 'numpy', 'httpx', 'gunicorn', 'uvicorn')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

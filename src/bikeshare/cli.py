@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from bikeshare import __version__
 from bikeshare.deploy.cli import add_release_commands
 from bikeshare.errors import BikeshareError
-
-Handler = Callable[[argparse.Namespace], int]
 
 
 def _train(args: argparse.Namespace) -> int:
