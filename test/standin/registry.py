@@ -7,7 +7,6 @@ deploy's manifest checks work against it as against ECR.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import shutil
@@ -124,8 +123,3 @@ class LocalRegistry:
         )
         answer.raise_for_status()
         return f"{self.address}/{repository}@{answer.headers['docker-content-digest']}"
-
-
-def basic_auth_header() -> str:
-    """What `docker login` sends; for tests that talk to the registry directly."""
-    return "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()

@@ -23,6 +23,18 @@ class VariantFailed(Exception):
     """A variant could not start; the message is SageMaker's FailureReason."""
 
 
+def unpack_model(archive: bytes, workdir: Path) -> Path:
+    """Unpack ModelDataUrl's archive as SageMaker does for /opt/ml/model; a bad archive fails
+    the variant with SageMaker's kind of message."""
+    model_dir = workdir / "model"
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as opened:
+            opened.extractall(model_dir, filter="data")
+    except (tarfile.TarError, OSError) as error:
+        raise VariantFailed(f"Failed to extract model data archive: {error}") from error
+    return model_dir
+
+
 @dataclass
 class ProcessRunner:
     """A `bikeshare serve` process standing in for a variant's container (no Docker needed)."""
@@ -36,12 +48,7 @@ class ProcessRunner:
     _workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="standin-")))
 
     def start(self) -> None:
-        model_dir = self._workdir / "model"
-        try:
-            with tarfile.open(fileobj=io.BytesIO(self.model_archive), mode="r:*") as archive:
-                archive.extractall(model_dir, filter="data")
-        except (tarfile.TarError, OSError) as error:
-            raise VariantFailed(f"Failed to extract model data archive: {error}") from error
+        model_dir = unpack_model(self.model_archive, self._workdir)
         server = launch_serve(model_dir, self._workdir, "--grace-seconds", "2", workers=1)
         self._process, self.base_url = server.process, server.base_url
         self._wait_for_ping()
@@ -79,12 +86,7 @@ class DockerRunner:
     _workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="standin-")))
 
     def start(self) -> None:
-        model_dir = self._workdir / "model"
-        try:
-            with tarfile.open(fileobj=io.BytesIO(self.model_archive), mode="r:*") as archive:
-                archive.extractall(model_dir, filter="data")
-        except (tarfile.TarError, OSError) as error:
-            raise VariantFailed(f"Failed to extract model data archive: {error}") from error
+        model_dir = unpack_model(self.model_archive, self._workdir)
         for path in (self._workdir, model_dir):
             path.chmod(0o755)  # the image runs as a non-root user
         pulled = _docker("pull", "--quiet", self.image)

@@ -22,7 +22,6 @@ class ModelArchive:
 
     requirements: dict[str, str]
     serving_example: dict[str, Any] | None
-    mlflow_version: str | None
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -45,7 +44,6 @@ def read_model_archive(data: bytes, where: str) -> ModelArchive:
                     f"{where} is not a packaged MLflow model: no MLmodel at the archive root "
                     "(make it with `bikeshare package`)"
                 )
-            mlmodel = _member_text(archive, "MLmodel")
             requirements = (
                 _member_text(archive, "requirements.txt") if ("requirements.txt" in names) else ""
             )
@@ -59,7 +57,6 @@ def read_model_archive(data: bytes, where: str) -> ModelArchive:
     return ModelArchive(
         requirements=parse_requirements(requirements),
         serving_example=json.loads(example) if example else None,
-        mlflow_version=_mlmodel_field(mlmodel, "mlflow_version"),
     )
 
 
@@ -68,13 +65,6 @@ def _member_text(archive: tarfile.TarFile, name: str) -> str:
     if member is None:
         raise BikeshareError(f"{name} in the model archive is not a regular file")
     return member.read().decode("utf-8")
-
-
-def _mlmodel_field(mlmodel: str, key: str) -> str | None:
-    for line in mlmodel.splitlines():
-        if line.startswith(f"{key}:"):
-            return line.split(":", 1)[1].strip().strip("'\"")
-    return None
 
 
 def parse_requirements(text: str) -> dict[str, str]:

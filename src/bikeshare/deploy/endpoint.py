@@ -10,7 +10,6 @@ from typing import Any
 from bikeshare.deploy.aws import is_not_found
 
 # SageMaker's endpoint statuses, grouped by what the deploy may do about them.
-SETTLED = frozenset({"InService", "OutOfService"})
 IN_PROGRESS = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
 BROKEN = frozenset({"Failed", "UpdateRollbackFailed"})
 
