@@ -32,3 +32,8 @@ output "alarm_topic_arn" {
   description = "SNS topic the alarms notify."
   value       = aws_sns_topic.alarms.arn
 }
+
+output "promotion_planner_role_arn" {
+  description = "Read-only role of the promotion plan job (variable AWS_ROLE_ARN of the production-plan environment)."
+  value       = aws_iam_role.promotion_planner.arn
+}

@@ -76,3 +76,9 @@ variable "latency_alarm_microseconds" {
   type        = number
   default     = 200000
 }
+
+variable "promotion_plan_environment" {
+  description = "Unprotected GitHub environment of the promotion plan job (read-only role; restrict it to the main branch in GitHub)."
+  type        = string
+  default     = "production-plan"
+}

@@ -56,6 +56,7 @@ def test_standard_layout_one_file_per_concern() -> None:
         "s3.tf",
         "oidc.tf",
         "iam_deployer.tf",
+        "iam_planner.tf",
         "iam_execution.tf",
         "alarms.tf",
         "kms.tf",
@@ -161,7 +162,7 @@ def _actions(statement: dict[str, Any]) -> list[str]:
 
 
 def test_unscoped_resources_are_only_where_aws_allows_no_scoping_and_say_why() -> None:
-    for document in ("deployer", "sagemaker_execution"):
+    for document in ("deployer", "sagemaker_execution", "promotion_planner"):
         for statement in statements(document):
             if statement.get("resources") == ["*"]:
                 assert statement["sid"] in {
@@ -171,6 +172,18 @@ def test_unscoped_resources_are_only_where_aws_allows_no_scoping_and_say_why() -
                     "PublishMetrics",
                 }
                 assert statement.get("__comments__"), f"{statement['sid']} needs its reason"
+
+
+def test_promotion_plan_role_is_read_only_and_bound_to_its_own_environment() -> None:
+    (trust,) = statements("promotion_planner_trust")
+    conditions = {c["variable"]: c["values"] for c in trust["condition"]}
+    assert conditions["token.actions.githubusercontent.com:sub"] == [
+        "repo:${var.github_repository}:environment:${var.promotion_plan_environment}"
+    ]
+    actions = {a for s in statements("promotion_planner") for a in _actions(s)}
+    assert "sagemaker:DescribeEndpoint" in actions and "s3:GetObject" in actions
+    writes = re.compile(r":(Create|Update|Delete|Put|Upload|Initiate|Complete|Register|Add|Pass)")
+    assert not [a for a in actions if writes.search(a)], "the plan role must change nothing"
 
 
 def test_alarms_per_endpoint_notify_an_encrypted_topic() -> None:

@@ -1,0 +1,74 @@
+# The promotion *plan* job (`promote --dry-run`) runs before anyone approves, so it cannot use the
+# production deployer role (that one is bound to the protected `production` environment). It gets
+# this read-only role instead, bound to its own unprotected GitHub environment: it can describe
+# both endpoints and read the model archive and image manifest the plan checks, and change nothing.
+resource "aws_iam_role" "promotion_planner" {
+  name                 = "bikeshare-promotion-planner"
+  assume_role_policy   = data.aws_iam_policy_document.promotion_planner_trust.json
+  max_session_duration = 3600
+}
+
+data "aws_iam_policy_document" "promotion_planner_trust" {
+  statement {
+    actions = ["sts:AssumeRoleWithWebIdentity"]
+    principals {
+      type        = "Federated"
+      identifiers = [local.github_oidc_arn]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "token.actions.githubusercontent.com:aud"
+      values   = ["sts.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "token.actions.githubusercontent.com:sub"
+      values   = ["repo:${var.github_repository}:environment:${var.promotion_plan_environment}"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "promotion_planner" {
+  name   = "plan-promotion"
+  role   = aws_iam_role.promotion_planner.id
+  policy = data.aws_iam_policy_document.promotion_planner.json
+}
+
+data "aws_iam_policy_document" "promotion_planner" {
+  #checkov:skip=CKV_AWS_111:No write action is granted; the only "*" is ecr:GetAuthorizationToken, which AWS cannot scope
+  #checkov:skip=CKV_AWS_356:Same statement: GetAuthorizationToken takes no resource ARN
+  statement {
+    sid     = "DescribeBothEndpoints"
+    actions = ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel", "sagemaker:ListTags"]
+    resources = flatten([for env in values(var.environments) : [
+      "${local.sagemaker}:endpoint/${env.endpoint_name}",
+      "${local.sagemaker}:endpoint-config/${env.endpoint_name}-*",
+      "${local.sagemaker}:model/${env.endpoint_name}-*",
+    ]])
+  }
+
+  statement {
+    sid       = "ReadModelArchives"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.models.arn}/${var.model_prefix}/*"]
+  }
+
+  statement {
+    sid       = "DecryptArtifacts"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.bikeshare.arn]
+  }
+
+  statement {
+    sid       = "ReadImageManifest"
+    actions   = ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:GetDownloadUrlForLayer"]
+    resources = [aws_ecr_repository.serving.arn]
+  }
+
+  statement {
+    sid = "EcrLogin"
+    # AWS allows no resource scoping for GetAuthorizationToken: the token is account-wide.
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"]
+  }
+}
