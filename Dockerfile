@@ -9,29 +9,49 @@
 # confirms it. Tests pass a locally made Debian bookworm stand-in (same Python 3.11 layout).
 ARG BASE_IMAGE=python:3.11-slim@sha256:90744cff8f32887f075c47d747a173ff333e9e98801667af93c357fa9f5e28ff
 
-FROM ${BASE_IMAGE} AS build
-# uv installs exactly uv.lock; pinned to the version that wrote the lock.
+# uv, pinned to the version that wrote uv.lock; both stages below install exactly the lock with it.
+FROM ${BASE_IMAGE} AS uv
 ARG UV_VERSION=0.13.9
 ENV UV_PROJECT_ENVIRONMENT=/opt/venv \
-    UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
-    UV_PYTHON_DOWNLOADS=never \
-    UV_NO_CACHE=1
+    UV_PYTHON_DOWNLOADS=never
 # build-ca* matches nothing in a normal build. Test machines that reach PyPI through an
 # intercepting proxy drop their CA bundle there as build-ca.pem; it never reaches the final stage.
 COPY pyproject.toml uv.lock build-ca* /build/
 WORKDIR /build
 RUN set -eu; \
-    if [ -f build-ca.pem ]; then export PIP_CERT=/build/build-ca.pem SSL_CERT_FILE=/build/build-ca.pem; fi; \
+    if [ -f build-ca.pem ]; then export PIP_CERT=/build/build-ca.pem; fi; \
     python3 -m venv /opt/uv && /opt/uv/bin/pip install --quiet --no-cache-dir "uv==${UV_VERSION}"; \
-    python3 -m venv --without-pip /opt/venv; \
-    /opt/uv/bin/uv sync --locked --no-install-project --no-dev --extra serve
+    python3 -m venv --without-pip /opt/venv
+
+# The checks' container (lint, test, security, the release commands, the AWS stand-in): the
+# whole locked dev toolchain, dependencies only. The Dagger module and the test suite put the
+# repository at /workspace on top and `uv sync` the project itself, so a source change never
+# reinstalls the dependencies. docker-registry and htpasswd are the AWS stand-in's ECR.
+FROM uv AS tools
+RUN set -eu; \
+    apt-get update -qq; \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        docker-registry apache2-utils >/dev/null; \
+    rm -rf /var/lib/apt/lists/*
+RUN set -eu; \
+    if [ -f build-ca.pem ]; then export SSL_CERT_FILE=/build/build-ca.pem; fi; \
+    /opt/uv/bin/uv sync --no-cache --locked --no-install-project --all-extras
+ENV PATH=/opt/venv/bin:/opt/uv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /workspace
+
+FROM uv AS build
+ENV UV_COMPILE_BYTECODE=1
+RUN set -eu; \
+    if [ -f build-ca.pem ]; then export SSL_CERT_FILE=/build/build-ca.pem; fi; \
+    /opt/uv/bin/uv sync --no-cache --locked --no-install-project --no-dev --extra serve
 # Dependencies above, the project below: editing src/ does not reinstall the dependencies.
 COPY README.md /build/
 COPY src /build/src
 RUN set -eu; \
     if [ -f build-ca.pem ]; then export SSL_CERT_FILE=/build/build-ca.pem; fi; \
-    /opt/uv/bin/uv sync --locked --no-dev --extra serve --no-editable
+    /opt/uv/bin/uv sync --no-cache --locked --no-dev --extra serve --no-editable
 
 FROM ${BASE_IMAGE} AS serving
 # The versions of the model's packages this image carries (`bikeshare runtime-versions` prints

@@ -46,6 +46,40 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _probe(args: argparse.Namespace) -> int:
+    from bikeshare.deploy.artifacts import read_model_archive
+    from bikeshare.deploy.smoke import load_payload
+    from bikeshare.serving.probe import probe
+
+    if args.payload:
+        payload = load_payload(args.payload.read_text(), str(args.payload))
+    else:
+        archive = read_model_archive(args.model_archive.read_bytes(), str(args.model_archive))
+        if archive.serving_example is None:
+            raise BikeshareError(f"{args.model_archive} has no serving example; use --payload")
+        payload = archive.serving_example
+    print(probe(args.url, payload, args.startup_seconds).summary())
+    return 0
+
+
+def _add_probe(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "probe",
+        help="check a running serving container over HTTP as SageMaker would",
+        description="Wait until URL/ping answers 200 (each within SageMaker's 2 s), then POST the "
+        "model's serving example to URL/invocations and check one finite, non-negative "
+        "prediction per row. Exit 1 naming what failed.",
+    )
+    parser.add_argument("url", metavar="URL", help="the container, e.g. http://localhost:8080")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model-archive", type=Path, help="model.tar.gz whose example to send")
+    source.add_argument("--payload", type=Path, help="JSON payload file")
+    parser.add_argument(
+        "--startup-seconds", type=float, default=180.0, help="how long the container may take"
+    )
+    parser.set_defaults(handler=_probe)
+
+
 def _runtime_versions(args: argparse.Namespace) -> int:
     from bikeshare.model.runtime import as_requirements, installed_versions, locked_versions
 
@@ -123,7 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_package, _add_serve, _add_runtime_versions, add_release_commands):
+    for add in (
+        _add_train,
+        _add_package,
+        _add_serve,
+        _add_probe,
+        _add_runtime_versions,
+        add_release_commands,
+    ):
         add(commands)
     return parser
 

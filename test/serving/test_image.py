@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support import REPORT_LINES, free_port, wait_for_ping
+from support import REPORT_LINES, free_port, run_cli, wait_for_ping
 from support.images import docker
 
 RUNBOOK_PAYLOAD = (
@@ -95,6 +95,18 @@ def test_image_serves_like_sagemaker_runs_it(container: Container) -> None:
     assert exit_code == "0", container.logs()
     assert stopped_in < 10, f"docker stop took {stopped_in:.1f} s"
     REPORT_LINES.append(f"serving image: docker stop -> clean exit in {stopped_in:.1f} s")
+
+
+def test_probe_checks_the_image_as_the_image_test_check_does(
+    container: Container, model_archive: Path
+) -> None:
+    """`bikeshare probe` is what the Dagger `image-test` check runs against this same image."""
+    probed = run_cli(
+        "probe", container.base_url, "--model-archive", str(model_archive), check=False
+    )
+    assert probed.returncode == 0, probed.stderr + container.logs()
+    assert "healthy after" in probed.stdout
+    assert "1 prediction(s)" in probed.stdout
 
 
 def test_image_honours_sagemaker_bind_to_port(serving_image: str, opt_ml_model: Path) -> None:

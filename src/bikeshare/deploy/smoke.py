@@ -55,7 +55,7 @@ def smoke_test(runtime: Any, endpoint_name: str, payload: dict[str, Any]) -> Smo
         raise SmokeFailed(_invoke_failure(endpoint_name, error)) from error
     latency_ms = (time.monotonic() - started) * 1000
     body = answer["Body"].read().decode("utf-8", errors="replace")
-    return SmokeResult(_predictions(body, rows), latency_ms)
+    return SmokeResult(check_answer(body, rows), latency_ms)
 
 
 def _invoke_failure(endpoint_name: str, error: Exception) -> str:
@@ -70,7 +70,8 @@ def _invoke_failure(endpoint_name: str, error: Exception) -> str:
     )
 
 
-def _predictions(body: str, rows: int) -> list[float]:
+def check_answer(body: str, rows: int) -> list[float]:
+    """The predictions in an /invocations answer, or SmokeFailed naming what is wrong."""
     try:
         decoded = json.loads(body)
     except json.JSONDecodeError as error:

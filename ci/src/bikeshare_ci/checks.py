@@ -1,0 +1,82 @@
+"""The commands each check runs, defined once.
+
+The Dagger functions run them in the tools container; the test suite runs the very same lists
+natively and inside that container built with Docker, so a green suite means these commands work.
+Plain data, no Dagger import: the suite imports this file without an engine.
+"""
+
+from __future__ import annotations
+
+Command = tuple[str, ...]
+
+#: Where `test` writes JUnit and coverage inside the container (`test-report` exports it).
+REPORTS = "/reports"
+
+#: ruff and black from uv.lock, checking only: CI never rewrites code (the seed ran `--fix`).
+LINT: tuple[Command, ...] = (
+    ("ruff", "check", "--no-fix", "."),
+    ("black", "--check", "--diff", "."),
+)
+
+#: checkov pins old libraries and installs a package named `hcl2`, like python-hcl2 (a dev
+#: dependency) does, so it runs in its own throwaway environment, pinned: a new checkov
+#: release would otherwise fail unrelated commits with new checks.
+CHECKOV_PACKAGE = "checkov==3.3.30"
+CHECKOV: Command = (
+    "uv", "tool", "run", "--from", CHECKOV_PACKAGE, "checkov",
+    "--directory", "infra/terraform", "--framework", "terraform",
+    "--skip-download", "--compact", "--quiet",
+)  # fmt: skip
+
+#: The locked requirements, exported with hashes, are what pip-audit audits (not whatever
+#: happens to be installed).
+LOCKED_REQUIREMENTS = "/tmp/locked-requirements.txt"  # nosec B108 - inside the check container
+EXPORT_REQUIREMENTS: Command = (
+    "uv", "export", "--locked", "--all-extras", "--no-emit-project",
+    "--format", "requirements-txt", "--output-file", LOCKED_REQUIREMENTS,
+)  # fmt: skip
+#: --strict: a package that cannot be audited (e.g. no database reachable) fails the check
+#: instead of reporting a false "No known vulnerabilities found".
+PIP_AUDIT: Command = (
+    "pip-audit", "--strict", "--disable-pip", "--progress-spinner", "off",
+    "--requirement", LOCKED_REQUIREMENTS,
+)  # fmt: skip
+
+#: Security: each finding fails the check; there is no `|| true` anywhere.
+SECURITY: tuple[Command, ...] = (
+    ("bandit", "--configfile", "pyproject.toml", "--recursive", "src", "ci/src", "--quiet"),
+    EXPORT_REQUIREMENTS,
+    PIP_AUDIT,
+    CHECKOV,
+    ("zizmor", "--offline", "--no-progress", ".github/workflows"),
+    ("yamllint", "--strict", "."),
+)
+
+#: Run from the actionlint image, in the repository root (it finds .github/workflows itself).
+ACTIONLINT: Command = ("actionlint", "-verbose")
+
+#: Run from the Terraform image in infra/terraform; the provider cache is a cache volume.
+TERRAFORM: tuple[Command, ...] = (
+    ("terraform", "fmt", "-check", "-recursive", "-diff"),
+    ("terraform", "init", "-backend=false", "-input=false"),
+    ("terraform", "validate"),
+)
+
+#: The quick subset the suite itself runs inside the tools container: the full suite *is* the
+#: `test` check, so running all of it in there from the suite would run the suite in itself.
+TOOLS_CONTAINER_MARKER = "tools_container"
+
+
+def test_command(marker: str = "", reports: str = REPORTS) -> Command:
+    """pytest with coverage and JUnit written to `reports`; `marker` selects a subset."""
+    selection = ("-m", marker) if marker else ()
+    return (
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={reports}/junit.xml",
+        "--cov=bikeshare",
+        f"--cov-report=xml:{reports}/coverage.xml",
+        "--cov-report=term",
+        *selection,
+    )
