@@ -175,3 +175,45 @@ def test_smoke_names_a_signature_mismatch(aws: Aws, model_uri: str, tmp_path: Pa
     assert result.returncode == 1
     assert "the model and the payload disagree on the signature" in result.stderr
     assert "missing column(s) station_id, temp_c" in result.stderr
+
+
+def test_reports_say_what_was_deployed_and_what_serves_on_success_and_failure(
+    aws: Aws, model_uri: str, tmp_path: Path
+) -> None:
+    first = tmp_path / "first.md"
+    deployed = run_cli(*deploy_args(aws, model_uri, "--report", str(first)))
+    good = deployed.stdout.strip().removeprefix(f"{ENDPOINT} serves ")
+    report = first.read_text()
+    assert report.startswith(f"### `bikeshare deploy` on `{ENDPOINT}`: succeeded")
+    assert f"- image: `{aws.image}`" in report
+    assert f"- model data: `{model_uri}`" in report
+    assert "- previous config: `none (first deploy)`" in report
+    assert f"- new config: `{good}`" in report
+    assert "- smoke test: 1 prediction(s)" in report
+
+    aws.faults(invoke_errors={ENDPOINT: [500]})
+    second = tmp_path / "second.md"
+    failed = run_cli(
+        *deploy_args(aws, model_uri, "--report", str(second), "--git-sha", "badc0ffee"),
+        check=False,
+    )
+    assert failed.returncode == 1
+    report = second.read_text()
+    assert report.startswith(f"### `bikeshare deploy` on `{ENDPOINT}`: failed")
+    assert "**Error**" in report
+    assert good in report.split("**Error**")[1], "the error says what serves now"
+    assert f"rolling {ENDPOINT} back to {good}" in report  # the log is kept
+
+    back = tmp_path / "rollback.md"
+    run_cli("rollback", "--endpoint-name", ENDPOINT, "--to-config", good, "--report", str(back),
+            "--poll-seconds", "0.2", *aws_args(aws))  # fmt: skip
+    assert back.read_text().startswith(f"### `bikeshare rollback` on `{ENDPOINT}`: succeeded")
+    assert f"- serving now: `{good}`" in back.read_text()
+
+
+def test_a_dry_run_report_is_the_plan(aws: Aws, model_uri: str, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.md"
+    run_cli(*deploy_args(aws, model_uri, "--dry-run", "--report", str(plan)))
+    report = plan.read_text()
+    assert ": planned (dry run, nothing changed)" in report.splitlines()[0]
+    assert f"1. plan for {ENDPOINT}: create endpoint" in report

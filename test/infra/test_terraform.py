@@ -181,7 +181,8 @@ def test_promotion_plan_role_is_read_only_and_bound_to_its_own_environment() -> 
         "repo:${var.github_repository}:environment:${var.promotion_plan_environment}"
     ]
     actions = {a for s in statements("promotion_planner") for a in _actions(s)}
-    assert "sagemaker:DescribeEndpoint" in actions and "s3:GetObject" in actions
+    assert "sagemaker:DescribeEndpoint" in actions
+    assert "s3:GetObject" in actions
     writes = re.compile(r":(Create|Update|Delete|Put|Upload|Initiate|Complete|Register|Add|Pass)")
     assert not [a for a in actions if writes.search(a)], "the plan role must change nothing"
 

@@ -30,7 +30,7 @@ CHECKOV: Command = (
 
 #: The locked requirements, exported with hashes, are what pip-audit audits (not whatever
 #: happens to be installed).
-LOCKED_REQUIREMENTS = "/tmp/locked-requirements.txt"  # nosec B108 - inside the check container
+LOCKED_REQUIREMENTS = "/audit/locked-requirements.txt"
 EXPORT_REQUIREMENTS: Command = (
     "uv", "export", "--locked", "--all-extras", "--no-emit-project",
     "--format", "requirements-txt", "--output-file", LOCKED_REQUIREMENTS,
@@ -67,7 +67,7 @@ TERRAFORM: tuple[Command, ...] = (
 TOOLS_CONTAINER_MARKER = "tools_container"
 
 
-def test_command(marker: str = "", reports: str = REPORTS) -> Command:
+def pytest_command(marker: str = "", reports: str = REPORTS) -> Command:
     """pytest with coverage and JUnit written to `reports`; `marker` selects a subset."""
     selection = ("-m", marker) if marker else ()
     return (

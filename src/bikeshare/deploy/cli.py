@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -105,17 +106,47 @@ def _report(outcome: Any) -> int:
     return 0
 
 
+def _record(args: argparse.Namespace, **asked: str | None) -> Any:
+    from bikeshare.deploy.report import ReleaseRecord
+
+    return ReleaseRecord(
+        command=args.command,
+        endpoint_name=args.endpoint_name,
+        asked={name.replace("_", " "): value for name, value in asked.items() if value},
+    )
+
+
 def _deploy(args: argparse.Namespace) -> int:
     from bikeshare.deploy.release import deploy
+    from bikeshare.deploy.report import recorded
 
-    return _report(deploy(_clients(args), _request(args, args.image_uri, args.model_data)))
+    clients = _clients(args)
+    request = _request(args, args.image_uri, args.model_data)
+    record = _record(
+        args, image=args.image_uri, model_data=args.model_data, git_sha=request.git_sha
+    )
+    outcome = recorded(
+        record, args.report, lambda say: deploy(clients, request, say), time.monotonic
+    )
+    return _report(outcome)
 
 
 def _promote(args: argparse.Namespace) -> int:
     from bikeshare.deploy.promote import promote
+    from bikeshare.deploy.report import recorded
 
+    clients = _clients(args)
     request = _request(args, image_uri="", model_data="")
-    return _report(promote(_clients(args), args.from_endpoint, request, args.override_model_data))
+    record = _record(
+        args, from_endpoint=args.from_endpoint, override_model_data=args.override_model_data
+    )
+    outcome = recorded(
+        record,
+        args.report,
+        lambda say: promote(clients, args.from_endpoint, request, args.override_model_data, say),
+        time.monotonic,
+    )
+    return _report(outcome)
 
 
 def _smoke(args: argparse.Namespace) -> int:
@@ -139,11 +170,18 @@ def _smoke(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from bikeshare.deploy.release import Polling, rollback
+    from bikeshare.deploy.release import Outcome, Polling, rollback
+    from bikeshare.deploy.report import recorded
 
     polling = Polling(seconds=args.poll_seconds, timeout=args.timeout_seconds)
-    final = rollback(_clients(args), args.endpoint_name, args.to_config, polling)
-    print(f"{final.name} serves {final.config_name}")
+    clients = _clients(args)
+
+    def run(say: Any) -> Outcome:
+        final = rollback(clients, args.endpoint_name, args.to_config, polling, say)
+        return Outcome(args.endpoint_name, final.config_name, None, final.config_name)
+
+    outcome = recorded(_record(args, to_config=args.to_config), args.report, run, time.monotonic)
+    print(f"{outcome.endpoint_name} serves {outcome.serving}")
     return 0
 
 
@@ -187,6 +225,14 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--report",
+        type=Path,
+        help="write a Markdown report here, on failure too (the CD job summary)",
+    )
+
+
 def _release_options(parser: argparse.ArgumentParser) -> None:
     """The options deploy and promote share."""
     parser.add_argument("--endpoint-name", required=True)
@@ -221,6 +267,7 @@ def _release_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     parser.add_argument("--payload", type=Path, help="smoke payload (default: the model's own)")
     parser.add_argument("--git-sha", help="commit being deployed (default $GITHUB_SHA)")
+    _report_argument(parser)
     parser.add_argument(
         "--keep-releases",
         type=int,
@@ -351,6 +398,7 @@ def add_release_commands(commands: argparse._SubParsersAction) -> None:
     )
     back.add_argument("--endpoint-name", required=True)
     back.add_argument("--to-config", help="endpoint config to serve (default: the previous one)")
+    _report_argument(back)
     back.add_argument(
         "--poll-seconds",
         type=float,
