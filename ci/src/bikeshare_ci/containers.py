@@ -1,0 +1,123 @@
+"""Every container the pipeline runs, defined once: pinned images, caches and the builders.
+
+The tools and serving containers come from the repository's Dockerfile (targets `tools` and
+`serving`): the very file the test suite builds with Docker, so there is one recipe for each.
+"""
+
+from __future__ import annotations
+
+import dagger
+from dagger import dag
+
+#: = the Dockerfile's `ARG BASE_IMAGE` default (the suite checks they agree): python:3.11-slim by
+#: tag and multi-platform digest, from docker-library/repo-info (see the Dockerfile's comment).
+PYTHON_BASE = (
+    "python:3.11-slim@sha256:90744cff8f32887f075c47d747a173ff333e9e98801667af93c357fa9f5e28ff"
+)
+#: actionlint from its own image (it cannot be installed from PyPI offline). Tag and digest as
+#: published for 1.7.12 (read in two public pipelines that pin it; the first pull confirms it).
+ACTIONLINT_IMAGE = (
+    "rhysd/actionlint:1.7.12"
+    "@sha256:b1934ee5f1c509618f2508e6eb47ee0d3520686341fec936f3b79331f9315667"
+)
+#: Terraform >= 1.10 (S3-native state locking, `use_lockfile`), by exact tag. Its digest could
+#: not be read from here; Dependabot's docker updates and the first engine run pin it.
+TERRAFORM_IMAGE = "hashicorp/terraform:1.13.3"
+
+WORKSPACE = "/workspace"
+UV_CACHE = "/root/.cache/uv"
+TERRAFORM_PLUGIN_CACHE = "/root/.terraform.d/plugin-cache"
+MODEL_DIR = "/opt/ml/model"  # where SageMaker unpacks model.tar.gz
+SERVING_PORT = 8080  # SageMaker's contract
+#: The cache-buster: a new value per side-effecting call, so no step is a cache replay.
+RUN_TOKEN_VARIABLE = "BIKESHARE_RUN"  # noqa: S105 - a variable name, not a password
+
+
+def tools_image(source: dagger.Directory) -> dagger.Container:
+    """The Dockerfile's `tools` target: the locked dev toolchain, dependencies only."""
+    return source.docker_build(
+        target="tools", build_args=[dagger.BuildArg(name="BASE_IMAGE", value=PYTHON_BASE)]
+    )
+
+
+def tools_container(source: dagger.Directory) -> dagger.Container:
+    """The tools image with the repository on top and the project installed from the lock.
+
+    The lock's dependencies are in the image already; only the project itself installs here, so a
+    source change costs seconds. uv's cache is a cache volume (checkov's tool environment too).
+    """
+    return (
+        tools_image(source)
+        .with_mounted_cache(UV_CACHE, dag.cache_volume("bikeshare-uv-cache"))
+        .with_directory(WORKSPACE, source)
+        .with_workdir(WORKSPACE)
+        .with_exec(["uv", "sync", "--locked", "--all-extras"])
+    )
+
+
+def with_run_token(container: dagger.Container, token: str) -> dagger.Container:
+    """Make every later step of `container` unique to this call, so it is never a cache replay."""
+    return container.with_env_variable(RUN_TOKEN_VARIABLE, token)
+
+
+def serving_image(
+    source: dagger.Directory,
+    model_runtime: str,
+    base_image: str,
+    platform: str,
+    labels: dict[str, str],
+) -> dagger.Container:
+    """The Dockerfile's `serving` target (no model inside), labelled for what it carries."""
+    image = source.docker_build(
+        target="serving",
+        platform=dagger.Platform(platform),
+        build_args=[
+            dagger.BuildArg(name="BASE_IMAGE", value=base_image),
+            dagger.BuildArg(name="MODEL_RUNTIME", value=model_runtime),
+        ],
+    )
+    for name, value in labels.items():
+        image = image.with_label(name, value)
+    return image
+
+
+def unpacked_model(tools: dagger.Container, archive: dagger.File) -> dagger.Directory:
+    """model.tar.gz unpacked the way SageMaker unpacks it into /opt/ml/model."""
+    return (
+        tools.with_mounted_file("/input/model.tar.gz", archive)
+        .with_exec(["mkdir", "-p", MODEL_DIR])
+        .with_exec(["tar", "-xzf", "/input/model.tar.gz", "-C", MODEL_DIR])
+        .directory(MODEL_DIR)
+    )
+
+
+def model_service(image: dagger.Container, model: dagger.Directory) -> dagger.Service:
+    """The image run as SageMaker runs it: `docker run IMAGE serve`, model in /opt/ml/model."""
+    return (
+        image.with_directory(MODEL_DIR, model, owner="1000")
+        .with_exposed_port(SERVING_PORT)
+        .as_service(args=["serve"], use_entrypoint=True)
+    )
+
+
+def terraform_container(infra: dagger.Directory) -> dagger.Container:
+    """Terraform with its provider plugins in a cache volume, in the Terraform directory."""
+    return (
+        dag.container()
+        .from_(TERRAFORM_IMAGE)
+        .with_mounted_cache(TERRAFORM_PLUGIN_CACHE, dag.cache_volume("terraform-plugin-cache"))
+        .with_env_variable("TF_PLUGIN_CACHE_DIR", TERRAFORM_PLUGIN_CACHE)
+        .with_env_variable("TF_IN_AUTOMATION", "1")
+        .with_directory("/infra", infra)
+        .with_workdir("/infra")
+    )
+
+
+def actionlint_container(source: dagger.Directory) -> dagger.Container:
+    """actionlint in the repository root, where it finds .github/workflows."""
+    return (
+        dag.container()
+        .from_(ACTIONLINT_IMAGE)
+        .with_directory("/repo/.github", source.directory(".github"))
+        .with_workdir("/repo")
+    )

@@ -1,0 +1,477 @@
+"""The Dagger module, verified offline with the pinned dagger-io: what it registers, the plans it
+builds, and the GraphQL those plans render to, validated against Dagger v0.21.8's schema.
+
+Each rule is a small checker that returns the problems it finds; every checker is shown to catch
+the mistake it exists for (a missing docstring, a cacheable deploy, a secret in plain env, OCI
+media types on publish), so a green run means the rule is really enforced.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import dagger
+import dagger.mod as dagger_mod
+import pytest
+from dagger import dag
+from dagger.client._core import Field
+
+import bikeshare_ci
+from bikeshare_ci import containers
+from bikeshare_ci.main import CiFailed
+from bikeshare_ci.report import FAILED, OUTCOME_FILE, SUCCEEDED, SUMMARY_FILE
+from pipeline.conftest import DIGEST, ECR_PASSWORD, GIT_SHA, REPOSITORY_URL, default_answer
+from support.dagger_plans import ROOT, OfflineEngine, calls, exec_error, steps, validation_errors
+
+CHECKS = {"lint", "test", "security", "terraform_validate", "image_test", "rehearse"}
+SIDE_EFFECTS = {
+    "publish", "upload_model", "deploy", "promote", "rollback", "smoke", "status", "logs",
+    "cd_staging",
+}  # fmt: skip
+EXPECTED = CHECKS | SIDE_EFFECTS | {
+    "ci", "test_report", "build", "tools", "model", "serve", "with_aws_oidc", "with_aws_keys",
+}  # fmt: skip
+pytestmark = pytest.mark.anyio
+SECRET_NAMES = re.compile(r"SECRET|TOKEN|PASSWORD|ACCESS_KEY|CREDENTIAL", re.IGNORECASE)
+
+
+def registered() -> Any:
+    return dagger_mod.default_module().get_object("BikeshareCi")
+
+
+# ---- what the module registers ---------------------------------------------------------------
+
+
+def doc_problems(obj: Any) -> list[str]:
+    """Functions or arguments without a docstring (they are `dagger functions`' help text)."""
+    problems = []
+    for name, fn in obj.functions.items():
+        if not (fn.doc or "").strip():
+            problems.append(f"{name or 'constructor'} has no docstring")
+        problems += [
+            f"{name or 'constructor'}: argument {p.name} has no Doc"
+            for p in fn.parameters.values()
+            if not (p.doc or "").strip()
+        ]
+    return problems
+
+
+def caching_problems(obj: Any) -> list[str]:
+    """Side-effecting functions that Dagger could replay from its cache."""
+    return [
+        f"{name} is cacheable (cache={obj.functions[name].cache_policy!r})"
+        for name in sorted(SIDE_EFFECTS)
+        if obj.functions[name].cache_policy != "never"
+    ]
+
+
+def test_the_module_is_what_dagger_init_lays_out_and_is_pinned() -> None:
+    config = json.loads((ROOT / "dagger.json").read_text())
+    assert config == {
+        "name": "bikeshare-ci",
+        "engineVersion": "v0.21.8",
+        "sdk": {"source": "python"},
+        "source": "ci",
+    }
+    layout = ["pyproject.toml", ".gitignore", ".gitattributes", "src/bikeshare_ci/__init__.py",
+              "src/bikeshare_ci/main.py"]  # fmt: skip
+    assert all((ROOT / "ci" / path).is_file() for path in layout)
+    assert (ROOT / "ci/.gitignore").read_text().split() == ["/.venv", "/**/__pycache__", "/sdk"]
+    assert not (ROOT / "ci/uv.lock").exists(), "written by the engine, never by hand"
+    assert (
+        'dagger-io = { path = "sdk", editable = true }' in (ROOT / "ci/pyproject.toml").read_text()
+    )
+    lock = (ROOT / "uv.lock").read_text()
+    assert re.search(r'name = "dagger-io"\nversion = "0\.21\.8"', lock), "SDK = engine = schema"
+
+
+def test_every_function_is_registered_with_its_docs() -> None:
+    obj = registered()
+    assert set(obj.functions) - {""} == EXPECTED
+    assert doc_problems(obj) == []
+    assert dagger_mod.default_module().get_object("AwsAccess")  # state type of with-aws-*
+
+
+def test_a_missing_docstring_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    fn = registered().functions["deploy"]
+    monkeypatch.setattr(fn.wrapped, "__doc__", None)
+    assert doc_problems(registered()) == ["deploy has no docstring"]
+
+
+def test_checks_need_no_arguments_and_are_checks() -> None:
+    obj = registered()
+    for name in CHECKS:
+        fn = obj.functions[name]
+        assert fn.check, f"{name} is not a @check"
+        assert all(p.has_default or p.is_nullable for p in fn.parameters.values()), name
+        assert "Container" in str(fn.return_type), f"{name} must return the container it ran"
+    assert not obj.functions["ci"].check, "ci runs the checks; it is not one"
+
+
+def test_side_effects_are_never_cached() -> None:
+    assert caching_problems(registered()) == []
+    assert registered().functions["lint"].cache_policy is None  # checks may be cached
+
+
+def test_a_cacheable_deploy_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registered().functions["deploy"], "cache_policy", None)
+    assert caching_problems(registered()) == ["deploy is cacheable (cache=None)"]
+
+
+async def test_the_type_definitions_render_and_validate(
+    engine: OfflineEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = dagger_mod.default_module()
+    # The engine sets DAGGER_MAIN_OBJECT=BikeshareCi before the SDK is imported; the same here.
+    monkeypatch.setattr(module, "_main_name", "BikeshareCi")
+    monkeypatch.setattr(module, "_main", module.get_object("BikeshareCi"))
+    await module._typedefs()  # what `dagger functions` reads
+    (plan,) = engine.plans_ending_with("id")
+    functions = [f.args["name"] for f in plan if f.name == "function"] + [
+        a["name"] for obj in _typedef_objects(plan) for a in calls(steps(obj), "function")
+    ]
+    assert {"cdStaging", "ci", "publish"} <= {_camel(n) for n in functions}
+    assert validation_errors(plan) == []
+
+
+def _typedef_objects(plan: list[Field]) -> list[Any]:
+    from support.dagger_plans import nested_objects
+
+    return list(nested_objects(plan))
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+# ---- the plans -------------------------------------------------------------------------------
+
+
+def pinned_image_problems(plan: list[Field]) -> list[str]:
+    addresses = [a["address"] for a in calls(plan, "from")]
+    addresses += [
+        a["value"] for a in calls(plan, "dockerBuild") for a in a.get("buildArgs", [])
+        if a["name"] == "BASE_IMAGE"
+    ]  # fmt: skip
+    pinned = re.compile(
+        r"^[\w./-]+:(\d+\.\d+\.\d+)(-[\w.]+)?(@sha256:[0-9a-f]{64})?$|@sha256:[0-9a-f]{64}$"
+    )
+    return [f"{address} is not pinned" for address in addresses if not pinned.search(address)]
+
+
+def secret_problems(plan: list[Field], plaintexts: list[str]) -> list[str]:
+    """Secrets must reach containers through withSecretVariable/withMountedSecret only."""
+    problems = []
+    for env in calls(plan, "withEnvVariable"):
+        if SECRET_NAMES.search(env["name"]):
+            problems.append(f"{env['name']} is plain environment")
+        if any(secret in env["value"] for secret in plaintexts):
+            problems.append(f"{env['name']} carries a secret's value")
+    for exec_args in calls(plan, "withExec"):
+        if any(secret in arg for secret in plaintexts for arg in exec_args["args"]):
+            problems.append("a command line carries a secret's value")
+    return problems
+
+
+def side_effect_plan_problems(plan: list[Field]) -> list[str]:
+    """Every bikeshare release command runs after a per-call cache-buster."""
+    names = [f.name for f in plan]
+    if "withExec" not in names:
+        return []
+    buster = [i for i, f in enumerate(plan) if f.name == "withEnvVariable"
+              and f.args["name"] == containers.RUN_TOKEN_VARIABLE]  # fmt: skip
+    last_exec = max(i for i, name in enumerate(names) if name == "withExec")
+    return [] if buster and buster[0] < last_exec else ["no cache-buster before the command"]
+
+
+def publish_problems(plan: list[Field]) -> list[str]:
+    publishes = calls(plan, "publish")
+    return [
+        f"publish uses {p.get('mediaTypes', 'OCIMediaTypes (the default)')}"
+        for p in publishes
+        if p.get("mediaTypes") != "DockerMediaTypes"
+    ]
+
+
+def test_the_tools_container_installs_the_lock_before_the_source(pipeline: Any) -> None:
+    plan = steps(pipeline.tools())
+    names = [f.name for f in plan]
+    (build,) = calls(plan, "dockerBuild")
+    assert build["target"] == "tools"
+    assert {"name": "BASE_IMAGE", "value": containers.PYTHON_BASE} in build["buildArgs"]
+    assert names.index("dockerBuild") < names.index("withDirectory") < names.index("withExec")
+    assert calls(plan, "withMountedCache")[0]["path"] == containers.UV_CACHE
+    assert calls(plan, "withExec")[-1]["args"] == ["uv", "sync", "--locked", "--all-extras"]
+
+
+async def test_the_base_image_is_the_dockerfile_one_and_every_image_is_pinned(
+    pipeline: Any, engine: OfflineEngine
+) -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert f"ARG BASE_IMAGE={containers.PYTHON_BASE}\n" in dockerfile
+    await pipeline.security()
+    plans = [*engine.executed, steps(pipeline.terraform_validate()), steps(pipeline.tools())]
+    for plan in plans:
+        assert pinned_image_problems(plan) == []
+    assert pinned_image_problems([Field("Container", "from", {"address": "python:3.11"})])
+
+
+def test_caches_are_volumes(pipeline: Any) -> None:
+    terraform = steps(pipeline.terraform_validate())
+    (cache,) = calls(terraform, "withMountedCache")
+    assert cache["path"] == containers.TERRAFORM_PLUGIN_CACHE
+    assert {"name": "TF_PLUGIN_CACHE_DIR", "value": cache["path"]} in calls(
+        terraform, "withEnvVariable"
+    )
+    assert [c["args"] for c in calls(terraform, "withExec")] == [
+        ["terraform", "fmt", "-check", "-recursive", "-diff"],
+        ["terraform", "init", "-backend=false", "-input=false"],
+        ["terraform", "validate"],
+    ]
+
+
+async def test_a_deploy_passes_secrets_only_through_secret_apis_with_a_cache_buster(
+    with_oidc: Any, engine: OfflineEngine
+) -> None:
+    run = await with_oidc.deploy(
+        endpoint_name="bikeshare-staging", image_uri=f"{REPOSITORY_URL}@{DIGEST}",
+        model_data="s3://b/models/x/model.tar.gz", instance_type="ml.m5.large",
+        execution_role_arn="arn:aws:iam::123456789012:role/exec", alarms=["a5xx", ""],
+    )  # fmt: skip
+    (plan,) = [p for p in engine.plans_ending_with("sync") if "deploy" in _last_exec(p)]
+    assert {s["name"] for s in calls(plan, "withSecretVariable")} == {
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    }
+    assert secret_problems(plan, ["actions-token-value", "token.actions.example"]) == []
+    assert side_effect_plan_problems(plan) == []
+    command = _last_exec(plan)
+    assert command[command.index("--git-sha") + 1] == GIT_SHA
+    assert command[command.index("--alarm") + 1] == "a5xx"
+    assert command.count("--alarm") == 1, "empty alarm names (an unset variable) are dropped"
+    assert validation_errors(plan) == []
+    assert {f.name for f in steps(run)} >= {"withNewFile"}
+
+
+async def test_a_secret_passed_as_plain_environment_is_caught(with_oidc: Any) -> None:
+    leaky = with_oidc.tools().with_env_variable("AWS_SECRET_ACCESS_KEY", "plain")
+    assert secret_problems(steps(leaky), []) == ["AWS_SECRET_ACCESS_KEY is plain environment"]
+    copied = with_oidc.tools().with_env_variable("TOKEN_COPY", "actions-token-value")
+    assert "TOKEN_COPY carries a secret's value" in secret_problems(
+        steps(copied), ["actions-token-value"]
+    )
+
+
+async def test_dropping_the_cache_buster_is_caught(with_oidc: Any) -> None:
+    plain = with_oidc.tools().with_exec(["bikeshare", "rollback"])
+    assert side_effect_plan_problems(steps(plain)) == ["no cache-buster before the command"]
+
+
+async def test_two_calls_never_share_a_cache_key(with_oidc: Any, engine: OfflineEngine) -> None:
+    await with_oidc.rollback(endpoint_name="bikeshare-staging")
+    await with_oidc.rollback(endpoint_name="bikeshare-staging")
+    tokens = [
+        env["value"]
+        for plan in engine.plans_ending_with("sync")
+        for env in calls(plan, "withEnvVariable")
+        if env["name"] == containers.RUN_TOKEN_VARIABLE
+    ]
+    assert len(tokens) == 2
+    assert tokens[0] != tokens[1]
+
+
+async def test_access_keys_go_in_as_secret_variables(pipeline: Any, engine: OfflineEngine) -> None:
+    keyed = pipeline.with_aws_keys(
+        access_key_id=dag.set_secret("id", "AKIAEXAMPLE"),
+        secret_access_key=dag.set_secret("key", "secret-key-value"),
+        session_token=dag.set_secret("session", "session-token-value"),
+        region="ca-central-1",
+    )
+    await keyed.status(endpoint_name="bikeshare-staging")
+    (plan,) = engine.plans_ending_with("stdout")
+    assert {s["name"] for s in calls(plan, "withSecretVariable")} == {
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    }  # fmt: skip
+    assert secret_problems(plan, ["AKIAEXAMPLE", "secret-key-value", "session-token-value"]) == []
+
+
+async def test_release_functions_refuse_without_credentials(pipeline: Any) -> None:
+    with pytest.raises(ValueError, match=r"call with-aws-oidc .* or with-aws-keys"):
+        await pipeline.status(endpoint_name="bikeshare-staging")
+
+
+async def test_publish_pushes_docker_media_types_with_the_ecr_password_as_a_secret(
+    with_oidc: Any, engine: OfflineEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets: list[tuple[str, str]] = []
+    real_set_secret = dagger.Client.set_secret
+    monkeypatch.setattr(
+        dagger.Client,
+        "set_secret",
+        lambda self, name, plaintext: secrets.append((name, plaintext))
+        or real_set_secret(self, name, plaintext),
+    )
+    reference = await with_oidc.publish(repository_url=REPOSITORY_URL)
+    assert reference == f"{REPOSITORY_URL}@{DIGEST}"
+    (plan,) = engine.plans_ending_with("publish")
+    assert publish_problems(plan) == []
+    assert calls(plan, "publish")[0]["address"] == f"{REPOSITORY_URL}:{GIT_SHA[:12]}"
+    (auth,) = calls(plan, "withRegistryAuth")
+    assert auth["username"] == "AWS"
+    assert isinstance(auth["secret"], dagger.Secret)
+    assert [plaintext for _, plaintext in secrets] == [ECR_PASSWORD]
+    login = next(p for p in engine.executed if "ecr-login" in _last_exec(p))
+    assert "--password-file" in _last_exec(login)
+    assert side_effect_plan_problems(login) == []
+    (build,) = calls(plan, "dockerBuild")
+    assert build["target"] == "serving"
+    assert build["platform"] == "linux/amd64"
+    assert {"name": "MODEL_RUNTIME", "value": "mlflow-skinny==3.17.2\nscikit-learn==1.9.1"} in (
+        build["buildArgs"]
+    )
+    labels = {c["name"]: c["value"] for c in calls(plan, "withLabel")}
+    assert labels["org.opencontainers.image.revision"] == GIT_SHA
+    assert labels["org.opencontainers.image.version"]
+    assert validation_errors(plan) == []
+
+
+async def test_publishing_oci_media_types_is_caught(with_oidc: Any, engine: OfflineEngine) -> None:
+    image = with_oidc.tools()
+    await image.publish("registry.example/x:1")  # the SDK's default: OCI
+    await image.publish("registry.example/x:2", media_types=dagger.ImageMediaTypes.OCIMediaTypes)
+    default, explicit = engine.plans_ending_with("publish")
+    assert publish_problems(default) == ["publish uses OCIMediaTypes (the default)"]
+    # The SDK sends nothing for a default value, so asking for OCI explicitly is the same query.
+    assert publish_problems(explicit) == publish_problems(default)
+
+
+async def test_publish_reuses_the_digest_of_an_existing_tag(
+    with_oidc: Any, make_engine: Any
+) -> None:
+    engine = make_engine(lambda plan: default_answer(plan, tag_exists=True))
+    assert await with_oidc.publish(repository_url=REPOSITORY_URL) == f"{REPOSITORY_URL}@{DIGEST}"
+    assert engine.plans_ending_with("publish") == []
+
+
+async def test_the_service_runs_the_image_as_sagemaker_does(pipeline: Any, engine: OfflineEngine):
+    service = await pipeline.serve()
+    plan = steps(service)
+    (as_service,) = calls(plan, "asService")
+    assert as_service == {"args": ["serve"], "useEntrypoint": True}
+    assert calls(plan, "withExposedPort")[0]["port"] == 8080
+    assert calls(plan, "withDirectory")[-1]["path"] == containers.MODEL_DIR
+    assert validation_errors(plan) == []
+
+
+async def test_image_test_probes_the_service_over_http(pipeline: Any, engine: OfflineEngine):
+    probe = await pipeline.image_test()
+    plan = steps(probe)
+    (binding,) = calls(plan, "withServiceBinding")
+    assert binding["alias"] == "model"
+    assert calls(plan, "withExec")[-1]["args"][:3] == ["bikeshare", "probe", "http://model:8080"]
+    assert validation_errors(plan) == []
+
+
+async def test_cd_staging_reports_success_with_a_safe_reproduce_line(
+    with_oidc: Any, engine: OfflineEngine
+) -> None:
+    run = await with_oidc.cd_staging(
+        repository_url=REPOSITORY_URL, endpoint_name="bikeshare-staging",
+        instance_type="ml.m5.large", execution_role_arn="arn:aws:iam::1:role/exec",
+        model_bucket="bikeshare-models",
+    )  # fmt: skip
+    files = {f.args["path"]: f.args["contents"] for f in steps(run) if f.name == "withNewFile"}
+    assert files[OUTCOME_FILE] == SUCCEEDED
+    summary = files[SUMMARY_FILE]
+    assert summary.startswith("## cd-staging to bikeshare-staging: succeeded")
+    for step in ("build and publish image", "train and upload model", "deploy, verify, smoke"):
+        assert f"| {step} | passed |" in summary
+    line = f"dagger call -m github.com/example-org/bikeshare-delivery@{GIT_SHA}"
+    assert f"{line} --git-sha={GIT_SHA} rehearse" in summary
+    deploys = [p for p in engine.executed if "deploy" in _last_exec(p)[:2]]
+    assert deploys, "the deploy ran"
+    assert all(side_effect_plan_problems(p) == [] for p in deploys)
+
+
+async def test_cd_staging_reports_a_failed_release_and_still_returns_the_report(
+    with_oidc: Any, make_engine: Any
+) -> None:
+    def answer(plan: list[Field]) -> Any:
+        command = _last_exec(plan)
+        if command[:2] == ["bikeshare", "deploy"] and plan[-1].name == "exitCode":
+            return 1
+        if command[:2] == ["bikeshare", "deploy"] and plan[-1].name == "stderr":
+            return "bikeshare deploy: error: smoke test failed; bikeshare-staging is serving v1"
+        return default_answer(plan)
+
+    make_engine(answer)
+    run = await with_oidc.cd_staging(
+        repository_url=REPOSITORY_URL, endpoint_name="bikeshare-staging",
+        instance_type="ml.m5.large", execution_role_arn="arn:aws:iam::1:role/exec",
+        model_data="s3://bikeshare-models/models/x/model.tar.gz",
+    )  # fmt: skip
+    files = {f.args["path"]: f.args["contents"] for f in steps(run) if f.name == "withNewFile"}
+    assert files[OUTCOME_FILE] == FAILED
+    assert "| deploy, verify, smoke | FAILED |" in files[SUMMARY_FILE]
+    assert "bikeshare-staging is serving v1" in files[SUMMARY_FILE]
+    assert "train and upload model" not in files[SUMMARY_FILE], "the given model is used"
+
+
+async def test_ci_runs_every_check_to_the_end_and_reports_every_failure(
+    pipeline: Any, make_engine: Any
+) -> None:
+    def answer(plan: list[Field]) -> Any:
+        command = _last_exec(plan)
+        if plan[-1].name == "sync" and command[:1] in (["ruff"], ["black"]):
+            raise exec_error(command, f"{command[0]}: would reformat src/x.py")
+        if plan[-1].name == "sync" and command[:1] == ["terraform"]:
+            raise exec_error(command, "Error: Unsupported argument")
+        return default_answer(plan)
+
+    engine = make_engine(answer)
+    with pytest.raises(CiFailed) as failed:
+        await pipeline.ci()
+    message = str(failed.value)
+    assert "| lint | FAILED |" in message
+    assert "| terraform-validate | FAILED |" in message
+    for passed in ("test", "security", "image-test", "rehearse"):
+        assert f"| {passed} | passed |" in message
+    assert "black: would reformat src/x.py" in message or "ruff:" in message
+    assert "Error: Unsupported argument" in message
+    ran = {_last_exec(p)[0] for p in engine.plans_ending_with("sync") if _last_exec(p)}
+    assert {"pytest", "bikeshare", "actionlint"} <= ran, "the other checks still ran"
+
+
+async def test_the_weekly_run_busts_the_check_cache(pipeline: Any) -> None:
+    fresh = calls(steps(pipeline.lint(fresh=True)), "withEnvVariable")
+    assert containers.RUN_TOKEN_VARIABLE in {env["name"] for env in fresh}
+    cached = calls(steps(pipeline.lint()), "withEnvVariable")
+    assert containers.RUN_TOKEN_VARIABLE not in {env["name"] for env in cached}
+
+
+def test_plans_render_to_valid_graphql(pipeline: Any) -> None:
+    for plan in (steps(pipeline.lint()), steps(pipeline.test_report()), steps(pipeline.model())):
+        assert validation_errors(plan) == []
+    bad = [Field("Query", "container", {}), Field("Container", "withExec", {"argz": ["x"]})]
+    assert validation_errors(bad), "the validator rejects a wrong argument"
+
+
+def _last_exec(plan: list[Field]) -> list[str]:
+    execs = calls(plan, "withExec")
+    return execs[-1]["args"] if execs else []
+
+
+def test_module_functions_match_the_workflows() -> None:
+    """Every function a workflow calls exists (in kebab-case, as the CLI names it)."""
+    core_api = {"export", "file", "contents"}  # Directory.export, Host.file, File.contents
+    names = {name.replace("_", "-") for name in registered().functions} - {""} | core_api
+    for workflow in (ROOT / ".github/workflows").glob("*.yml"):
+        text = workflow.read_text()
+        for called in re.findall(r"\| ([a-z][a-z-]+) --", text) + re.findall(
+            r"call: .* ([a-z][a-z-]+) --fresh", text
+        ):
+            assert called in names, f"{workflow.name} calls {called}"
+    assert bikeshare_ci.BikeshareCi.__doc__

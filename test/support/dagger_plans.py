@@ -1,0 +1,140 @@
+"""Inspect the Dagger module offline: the real dagger-io SDK builds every plan lazily; only leaf
+values (stdout, exit codes, publish) would need an engine, and `OfflineEngine` answers those while
+recording each query the module would send. Plans render to GraphQL with the SDK's own query
+builder and validate against Dagger v0.21.8's schema when `../shared` has it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import dagger
+import graphql
+import pytest
+from dagger.client._core import Context, Field
+from dagger.client._guards import is_id_type, is_id_type_sequence
+from gql.dsl import DSLQuery, DSLSchema, dsl_gql
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCHEMA = Path(
+    os.environ.get("BIKESHARE_DAGGER_SCHEMA", ROOT.parent / "shared/dagger/schema-v0.21.8.graphqls")
+)
+
+Answer = Callable[[list[Field]], Any]
+
+
+def steps(obj: Any) -> list[Field]:
+    """The selections of a lazy Dagger object: one Field per chained call."""
+    return list(obj._ctx.selections)  # the SDK's own lazy plan
+
+
+def calls(plan: list[Field], name: str) -> list[dict[str, Any]]:
+    """The arguments of every `name` call in a plan, in order."""
+    return [field.args for field in plan if field.name == name]
+
+
+def nested_objects(plan: list[Field]) -> Iterator[Any]:
+    """Every Dagger object passed as an argument (Directory, Secret, Service...), recursively."""
+    for field in plan:
+        for value in field.args.values():
+            values = value if is_id_type_sequence(value) else [value]
+            for item in values:
+                if is_id_type(item):
+                    yield item
+                    yield from nested_objects(steps(item))
+
+
+@dataclasses.dataclass
+class OfflineEngine:
+    """Answers leaf queries without an engine and records every query the module sends."""
+
+    answer: Answer
+    executed: list[list[Field]] = dataclasses.field(default_factory=list)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> OfflineEngine:
+        engine = self
+
+        async def execute(ctx: Context, return_type: Any = None) -> Any:
+            plan = list(ctx.selections)
+            engine.executed.append(plan)
+            return engine.answer(plan)
+
+        async def execute_sync(ctx: Context, obj: Any, field_name: str = "sync", args: Any = ()):
+            plan = [*steps(obj), Field(obj._graphql_name(), field_name, {})]
+            engine.executed.append(plan)
+            engine.answer(plan)  # may raise, like a failing exec
+            return obj  # the same lazy plan stays inspectable
+
+        monkeypatch.setattr(Context, "execute", execute)
+        monkeypatch.setattr(Context, "execute_sync", execute_sync)
+        return self
+
+    def plans_ending_with(self, name: str) -> list[list[Field]]:
+        return [plan for plan in self.executed if plan and plan[-1].name == name]
+
+
+def exec_error(command: list[str], stderr: str, exit_code: int = 1) -> dagger.ExecError:
+    """The error the SDK raises for a failed exec, as the engine reports it."""
+    from dagger._exceptions import QueryErrorValue
+
+    value = QueryErrorValue(
+        message=f"process {command} did not complete successfully: exit code: {exit_code}",
+        extensions={"_type": "EXEC_ERROR", "cmd": command, "exitCode": exit_code,
+                    "stdout": "", "stderr": stderr},
+    )  # fmt: skip
+    return dagger.ExecError([value], SimpleNamespace(document=None))
+
+
+@functools.cache
+def schema() -> graphql.GraphQLSchema:
+    if not SCHEMA.is_file():
+        pytest.skip(f"no Dagger schema at {SCHEMA} (only in the shared workspace)")
+    return graphql.build_schema(SCHEMA.read_text())
+
+
+def render(plan: list[Field]) -> str:
+    """The GraphQL query the SDK would send for `plan` (object arguments as placeholder IDs)."""
+    fields = [dataclasses.replace(f, args=_placeholders(f.args)) for f in plan]
+    last = fields[-1]
+    result = graphql.get_named_type(
+        schema().get_type(last.type_name).fields[last.name].type  # type: ignore[union-attr]
+    )
+    if isinstance(result, graphql.GraphQLObjectType):  # a leaf selection is needed
+        fields.append(Field(result.name, "id", {}))
+    root = functools.reduce(lambda child, f: f.add_child(child), reversed(fields))
+    document = dsl_gql(DSLQuery(root.to_dsl(DSLSchema(schema())))).document
+    return graphql.print_ast(document)
+
+
+def validation_errors(plan: list[Field]) -> list[str]:
+    """graphql-core's verdict on the rendered query, nested objects' plans included."""
+    plans = [plan, *(steps(obj) for obj in nested_objects(plan))]
+    errors = []
+    for each in plans:
+        if not each:
+            continue
+        try:
+            text = render(each)
+        except (KeyError, AttributeError, graphql.GraphQLError) as error:  # unknown field or arg
+            errors.append(f"{type(error).__name__}: {error}")
+            continue
+        errors += [f"{e.message}\n{text}" for e in graphql.validate(schema(), graphql.parse(text))]
+    return errors
+
+
+def _placeholders(args: dict[str, Any]) -> dict[str, Any]:
+    def swap(value: Any) -> Any:
+        if is_id_type(value):
+            return f"placeholder-{type(value).__name__}-id"
+        if is_id_type_sequence(value):
+            return [swap(v) for v in value]
+        return value
+
+    return {name: swap(value) for name, value in args.items()}
