@@ -17,8 +17,9 @@ import hcl2
 import pytest
 from hcl2 import SerializationOptions
 
+from bikeshare_ci.checks import CHECKOV
+
 TERRAFORM = Path(__file__).resolve().parents[2] / "infra" / "terraform"
-CHECKOV = "checkov==3.3.30"  # pinned: new checks would otherwise fail unrelated commits
 
 
 @cache
@@ -219,21 +220,8 @@ def test_checkov_is_clean_and_every_skip_has_a_reason() -> None:
             check, _, reason = skip.partition(":")
             assert len(reason.strip()) > 20, f"{path.name}: {check} needs a written reason"
     result = subprocess.run(
-        [
-            "uv",
-            "tool",
-            "run",
-            "--from",
-            CHECKOV,
-            "checkov",
-            "-d",
-            str(TERRAFORM),
-            "--framework",
-            "terraform",
-            "--skip-download",
-            "--compact",
-            "--quiet",
-        ],
+        list(CHECKOV),  # the security check's command, run in the repository root as there
+        cwd=TERRAFORM.parents[1],
         capture_output=True,
         text=True,
         check=False,

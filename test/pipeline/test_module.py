@@ -33,7 +33,8 @@ SIDE_EFFECTS = {
 EXPECTED = CHECKS | SIDE_EFFECTS | {
     "ci", "test_report", "build", "tools", "model", "serve", "with_aws_oidc", "with_aws_keys",
 }  # fmt: skip
-pytestmark = pytest.mark.anyio
+# Quick and engine-free: also the subset the suite runs inside the tools container.
+pytestmark = [pytest.mark.anyio, pytest.mark.tools_container]
 SECRET_NAMES = re.compile(r"SECRET|TOKEN|PASSWORD|ACCESS_KEY|CREDENTIAL", re.IGNORECASE)
 
 

@@ -13,6 +13,7 @@ from support import REPORT_LINES, run_cli
 ROOT = Path(__file__).resolve().parents[2]
 BASE_TAG = "bikeshare-test/python-base:3.11-bookworm"
 IMAGE_TAG = "bikeshare-serving:test"
+TOOLS_TAG = "bikeshare-tools:test"
 
 
 def docker(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -68,6 +69,17 @@ def build_serving_image(context_dir: Path) -> str:
         f"{base / 1e6:.0f} MB base stand-in); built in {time.monotonic() - started:.0f} s"
     )
     return IMAGE_TAG
+
+
+def build_tools_image(context_dir: Path) -> str:
+    """Build the Dockerfile's tools target: the container every Dagger check runs in."""
+    context_dir.mkdir(parents=True, exist_ok=True)
+    build = docker(
+        "build", "--build-arg", f"BASE_IMAGE={ensure_base_image()}", "--target", "tools",
+        "-t", TOOLS_TAG, str(build_context(context_dir)), check=False,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    return TOOLS_TAG
 
 
 def image_from(base: str, dockerfile: str, tag: str, context_dir: Path) -> str:

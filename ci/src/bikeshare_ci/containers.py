@@ -30,7 +30,7 @@ TERRAFORM_PLUGIN_CACHE = "/root/.terraform.d/plugin-cache"
 MODEL_DIR = "/opt/ml/model"  # where SageMaker unpacks model.tar.gz
 SERVING_PORT = 8080  # SageMaker's contract
 #: The cache-buster: a new value per side-effecting call, so no step is a cache replay.
-RUN_TOKEN_VARIABLE = "BIKESHARE_RUN"  # noqa: S105 - a variable name, not a password
+RUN_TOKEN_VARIABLE = "BIKESHARE_RUN"  # noqa: S105  # nosec B105
 
 
 def tools_image(source: dagger.Directory) -> dagger.Container:

@@ -53,9 +53,8 @@ SOURCE_IGNORE = [
 PROBE_MODEL = ["bikeshare", "probe", "http://model:8080", "--model-archive", "/model/model.tar.gz"]
 PLATFORM = "linux/amd64"  # ml.m5.* instances are x86-64
 REPORT_DIR = "/run/bikeshare"  # where release commands write their Markdown report
-ECR_PASSWORD_FILE = (
-    "/run/ecr/password"  # noqa: S105 - a path: ecr-login writes here; it never reaches stdout
-)
+# A path, not a password: ecr-login writes the password here; it never reaches stdout.
+ECR_PASSWORD_FILE = "/run/ecr/password"  # noqa: S105  # nosec B105
 
 
 T = TypeVar("T")

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 AUDIENCE = "sts.amazonaws.com"
 REQUEST_URL_ENV = "ACTIONS_ID_TOKEN_REQUEST_URL"
-REQUEST_TOKEN_ENV = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"  # noqa: S105 - a variable name, not a secret
+# Names of variables, not secrets.
+REQUEST_TOKEN_ENV = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"  # noqa: S105  # nosec B105
 ROLE_ENV = "BIKESHARE_AWS_ROLE_ARN"
 
 
@@ -69,7 +70,7 @@ def fetch_web_identity_token(oidc: GithubOidc, timeout: float = 10.0) -> str:
         url, headers={"Authorization": f"bearer {oidc.request_token}", "Accept": "application/json"}
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310  # nosec B310
             value = json.loads(answer.read()).get("value")
     except urllib.error.HTTPError as error:
         raise BikeshareError(

@@ -32,7 +32,8 @@ DEFAULT_GRACE_SECONDS = 25
 WORKER_SILENCE_TIMEOUT = 120
 
 # gunicorn's advice for containers: worker heartbeat files in shared memory, not on a disk layer.
-SHARED_MEMORY = Path("/dev/shm")  # noqa: S108 - a tmpfs mount, not a predictable temp file
+# A tmpfs mount, not a predictable temp file.
+SHARED_MEMORY = Path("/dev/shm")  # noqa: S108  # nosec B108
 
 log = logging.getLogger("bikeshare.serving")
 
@@ -52,7 +53,8 @@ class ServeOptions:
     """How to serve; the defaults are SageMaker's conventions."""
 
     model_dir: Path = SAGEMAKER_MODEL_DIR
-    host: str = "0.0.0.0"  # noqa: S104 - a container must listen on all its interfaces
+    # A container must listen on all its interfaces (SageMaker reaches it from outside).
+    host: str = "0.0.0.0"  # noqa: S104  # nosec B104
     port: int = field(default_factory=default_port)
     workers: int = field(default_factory=default_workers)
     grace_seconds: int = DEFAULT_GRACE_SECONDS
