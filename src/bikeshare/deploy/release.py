@@ -365,8 +365,8 @@ def _first_deploy(
     except SmokeFailed as error:
         _remove_first_deploy(sagemaker, name, outcome.new_config)
         raise DeployFailed(
-            f"first deploy of {name}: smoke test failed: {error}. Removed the endpoint, its "
-            "config and model: nothing is left behind, nothing is serving"
+            f"first deploy of {name}: smoke test failed: {str(error).rstrip('.')}. Removed the "
+            "endpoint, its config and model: nothing is left behind, nothing is serving"
         ) from error
     outcome.serving = outcome.new_config
     _record(sagemaker, final, outcome.new_config, previous=None, git_sha=request.git_sha)
@@ -424,7 +424,7 @@ def _update(
         outcome.serving = serving.config_name
         _apply_scaling(clients, request, serving, kept_scaling, say)
         raise DeployFailed(
-            f"smoke test of {new} failed: {error}. Rolled back: {name} is serving "
+            f"smoke test of {new} failed: {str(error).rstrip('.')}. Rolled back: {name} is serving "
             f"{serving.config_name} again (verified {serving.status})"
         ) from error
     outcome.serving = new
