@@ -34,11 +34,13 @@ from .report import (
 #: What no step needs: VCS data, virtualenvs, caches and generated output.
 SOURCE_IGNORE = [
     ".git",
-    ".venv",
     "**/.venv",
     "**/__pycache__",
-    ".pytest_cache",
-    ".ruff_cache",
+    "**/.pytest_cache",
+    "**/.ruff_cache",
+    "**/.hypothesis",
+    "**/*.egg-info",
+    "**/.terraform",
     "ci/sdk",
     "benchmarks/out",
     "htmlcov",
@@ -47,7 +49,6 @@ SOURCE_IGNORE = [
     ".coverage*",
     "coverage.xml",
     "junit.xml",
-    "**/.terraform",
 ]
 #: image-test's client: SageMaker's health check and a first request, against the service.
 PROBE_MODEL = ["bikeshare", "probe", "http://model:8080", "--model-archive", "/model/model.tar.gz"]
@@ -344,7 +345,9 @@ class BikeshareCi:
         model_data: Annotated[str, Doc("s3:// URI of model.tar.gz (what upload-model returns)")],
         instance_type: Annotated[str, Doc("e.g. ml.m5.large")],
         execution_role_arn: Annotated[str, Doc("SageMaker execution role (Terraform output)")],
-        alarms: Annotated[list[str], Doc("CloudWatch alarms that roll the update back")] = (),
+        alarms: Annotated[
+            list[str] | None, Doc("CloudWatch alarms that roll the update back")
+        ] = None,
         strategy: Annotated[str, Doc("all-at-once, canary or linear")] = "all-at-once",
         instance_count: Annotated[int, Doc("Instances behind the endpoint")] = 1,
         dry_run: Annotated[bool, Doc("Print the plan and change nothing")] = False,
@@ -365,7 +368,9 @@ class BikeshareCi:
         endpoint_name: Annotated[str, Doc("The production endpoint, e.g. bikeshare-prod")],
         instance_type: Annotated[str, Doc("e.g. ml.m5.large")],
         execution_role_arn: Annotated[str, Doc("SageMaker execution role (Terraform output)")],
-        alarms: Annotated[list[str], Doc("CloudWatch alarms that roll the update back")] = (),
+        alarms: Annotated[
+            list[str] | None, Doc("CloudWatch alarms that roll the update back")
+        ] = None,
         override_model_data: Annotated[
             str, Doc("s3:// model.tar.gz to promote instead of the one staging serves")
         ] = "",
@@ -431,7 +436,9 @@ class BikeshareCi:
         model_data: Annotated[
             str, Doc("s3:// model.tar.gz to deploy instead of training one from this commit")
         ] = "",
-        alarms: Annotated[list[str], Doc("CloudWatch alarms that roll the update back")] = (),
+        alarms: Annotated[
+            list[str] | None, Doc("CloudWatch alarms that roll the update back")
+        ] = None,
         strategy: Annotated[str, Doc("all-at-once, canary or linear")] = "all-at-once",
         platform: Annotated[str, Doc("Target platform of the image")] = PLATFORM,
     ) -> dagger.Directory:
@@ -555,13 +562,13 @@ def _release_args(
     endpoint_name: str,
     instance_type: str,
     execution_role_arn: str,
-    alarms: list[str],
+    alarms: list[str] | None,
     strategy: str,
     instance_count: int,
     dry_run: bool,
 ) -> list[str]:
     """The `bikeshare deploy|promote` options both share."""
-    alarm_args = [arg for name in alarms if name for arg in ("--alarm", name)]
+    alarm_args = [arg for name in alarms or [] if name for arg in ("--alarm", name)]
     return [
         "--endpoint-name", endpoint_name, "--instance-type", instance_type,
         "--role-arn", execution_role_arn, "--strategy", strategy,
