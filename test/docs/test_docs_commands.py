@@ -40,14 +40,14 @@ def dagger_functions(line: str) -> list[str]:
     """Function names in a `dagger call` line (flags must be written --name=value)."""
     line = re.sub(r"\$\([^)]*\)", "SUBSTITUTED", line.split(" # ")[0])
     tokens = line.split("dagger call", 1)[1].split()
-    names, skip = [], False
-    for token in tokens:
-        if skip:
-            skip = False
-        elif token == "-m":
-            skip = True
-        elif not token.startswith("-") and WORD.match(token):
-            names.append(token)
+    names, after_module_flag = [], False
+    for word in tokens:
+        if after_module_flag:  # -m's value is the module, not a function
+            after_module_flag = False
+        elif word == "-m":
+            after_module_flag = True
+        elif not word.startswith("-") and WORD.match(word):
+            names.append(word)
     return names
 
 
