@@ -9,6 +9,7 @@ import pytest
 from bikeshare.errors import BikeshareError
 from bikeshare.model.features import EXAMPLE_ROW
 from bikeshare.model.package import package_model
+from support import extract
 
 
 def test_archive_has_the_model_files_at_its_root(model_archive: Path, model_dir: Path) -> None:
@@ -32,7 +33,7 @@ def test_packaging_is_byte_for_byte_deterministic(model_dir: Path, tmp_path: Pat
 def test_unpacked_archive_loads_and_predicts(model_archive: Path, tmp_path: Path) -> None:
     target = tmp_path / "opt-ml-model"
     with tarfile.open(model_archive) as archive:
-        archive.extractall(target, filter="data")
+        extract(archive, target)
     model = mlflow.pyfunc.load_model(str(target))
     assert model.predict(pd.DataFrame([EXAMPLE_ROW]))[0] > 0
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support import REPORT_LINES, free_port, run_cli, wait_for_ping
+from support import REPORT_LINES, extract, free_port, run_cli, wait_for_ping
 from support.images import docker
 
 RUNBOOK_PAYLOAD = (
@@ -27,7 +27,7 @@ def opt_ml_model(model_archive: Path, tmp_path_factory: pytest.TempPathFactory) 
     """model.tar.gz unpacked as SageMaker unpacks it, readable by the image's non-root user."""
     target = tmp_path_factory.mktemp("opt-ml-model")
     with tarfile.open(model_archive) as archive:
-        archive.extractall(target, filter="data")
+        extract(archive, target)
     target.chmod(0o755)
     return target
 

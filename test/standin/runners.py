@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from support import free_port, launch_serve, wait_for_ping
+from support import extract, free_port, launch_serve, wait_for_ping
 
 # SageMaker's message when a container never answers /ping; the deploy reports it verbatim.
 PING_FAILURE = (
@@ -29,7 +29,7 @@ def unpack_model(archive: bytes, workdir: Path) -> Path:
     model_dir = workdir / "model"
     try:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as opened:
-            opened.extractall(model_dir, filter="data")
+            extract(opened, model_dir)
     except (tarfile.TarError, OSError) as error:
         raise VariantFailed(f"Failed to extract model data archive: {error}") from error
     return model_dir

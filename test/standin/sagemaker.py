@@ -117,10 +117,13 @@ def _start_variants(backend: SageMakerModelBackend, config_name: str) -> list[An
             )
             runner.start()
             started.append(runner)
-    except VariantFailed:
+    except Exception as error:
         for runner in started:
             runner.stop()
-        raise
+        if isinstance(error, VariantFailed):
+            raise
+        # A stand-in bug must fail the endpoint visibly, not leave it Creating forever.
+        raise VariantFailed(f"the stand-in could not start a variant: {error!r}") from error
     return started
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -107,19 +109,46 @@ def launch_serve(model_dir: Path, log_dir: Path, *extra: str, workers: int = 2) 
 REPORT_LINES: list[str] = []
 
 
+def docker_problem() -> str:
+    """Why no Docker daemon answers ('' when one does): no CLI at all, as in the tools
+    container, or a CLI without a reachable daemon."""
+    if shutil.which("docker") is None:
+        return "no docker CLI on this machine"
+    probe = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False)
+    if probe.returncode == 0:
+        return ""
+    return f"no Docker daemon reachable: {probe.stderr.strip().splitlines()[-1:]}"
+
+
 def docker_available() -> bool:
     """Whether a Docker daemon answers."""
-    return subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
+    return not docker_problem()
 
 
 def docker_or_skip() -> None:
     """Skip when no Docker daemon is reachable, unless CI demands Docker (then fail)."""
     import pytest
 
-    probe = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False)
-    if probe.returncode == 0:
+    reason = docker_problem()
+    if not reason:
         return
-    reason = f"no Docker daemon reachable: {probe.stderr.strip().splitlines()[-1:]}"
     if os.environ.get("BIKESHARE_REQUIRE_DOCKER") == "1":
         pytest.fail(f"BIKESHARE_REQUIRE_DOCKER=1 but {reason}")
     pytest.skip(reason)
+
+
+def extract(archive: tarfile.TarFile, target: Path) -> None:
+    """extractall with the "data" filter (no absolute paths, links out or devices).
+
+    The filter argument arrived in Python 3.11.4; Debian bookworm's 3.11.2 (the tools container
+    on machines without a registry) lacks it, so there every member is checked by hand instead.
+    """
+    if hasattr(tarfile, "data_filter"):
+        archive.extractall(target, filter="data")
+        return
+    root = target.resolve()
+    for member in archive.getmembers():
+        destination = (target / member.name).resolve()
+        if not (member.isfile() or member.isdir()) or not destination.is_relative_to(root):
+            raise tarfile.TarError(f"refusing archive member {member.name!r}")
+    archive.extractall(target)  # noqa: S202 - every member was checked above

@@ -62,6 +62,10 @@ TERRAFORM: tuple[Command, ...] = (
     ("terraform", "validate"),
 )
 
+#: The whole CD path against the AWS stand-in (moto, its registry and endpoint processes all
+#: inside the container): publish, deploy v1 and v2, a smoke failure rolled back, a rollback.
+REHEARSAL: Command = ("pytest", "-p", "no:cacheprovider", "-m", "rehearsal", "test/deploy")
+
 #: The quick subset the suite itself runs inside the tools container: the full suite *is* the
 #: `test` check, so running all of it in there from the suite would run the suite in itself.
 TOOLS_CONTAINER_MARKER = "tools_container"

@@ -183,7 +183,7 @@ class BikeshareCi:
         archive = self.model()
         service = await self.serve(archive)
         return (
-            self._fresh(self._tools(fresh), fresh)
+            self._tools(fresh)
             .with_mounted_file("/model/model.tar.gz", archive)
             .with_service_binding("model", service)
             .with_exec(PROBE_MODEL)
@@ -196,9 +196,7 @@ class BikeshareCi:
     ) -> dagger.Container:
         """The whole CD path against the local AWS stand-in: publish, deploy v1 and v2, an
         injected smoke failure, and a verified rollback (no AWS account needed)."""
-        return self._fresh(self._tools(fresh), fresh).with_exec(
-            ["pytest", "-p", "no:cacheprovider", "-m", "rehearsal", "test/deploy"]
-        )
+        return self._tools(fresh).with_exec(list(checks.REHEARSAL))
 
     @function
     async def ci(
