@@ -5,20 +5,17 @@ Dagger module (offline introspection, no engine)."""
 from __future__ import annotations
 
 import re
-from functools import cache
 from pathlib import Path
 
-import dagger.mod as dagger_mod
 import pytest
 
-import bikeshare_ci  # noqa: F401 - registers the module's functions
 from support import run_cli
+from support.dagger_plans import dagger_functions, registered
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", ROOT / "docs" / "guide.md"]
 #: Core Dagger API called on what a module function returns (Directory, Container, Service...).
 CORE_API = {"export", "terminal", "up", "file", "contents", "stdout", "entries", "sync"}
-WORD = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
 def code(path: Path) -> list[str]:
@@ -34,27 +31,6 @@ def bikeshare_commands(path: Path) -> set[str]:
     return {
         m for line in code(path) for m in re.findall(r"(?:^|[\s$(])bikeshare ([a-z][a-z-]*)", line)
     }
-
-
-def dagger_functions(line: str) -> list[str]:
-    """Function names in a `dagger call` line (flags must be written --name=value)."""
-    line = re.sub(r"\$\([^)]*\)", "SUBSTITUTED", line.split(" # ")[0])
-    tokens = line.split("dagger call", 1)[1].split()
-    names, after_module_flag = [], False
-    for word in tokens:
-        if after_module_flag:  # -m's value is the module, not a function
-            after_module_flag = False
-        elif word == "-m":
-            after_module_flag = True
-        elif not word.startswith("-") and WORD.match(word):
-            names.append(word)
-    return names
-
-
-@cache
-def registered() -> set[str]:
-    functions = dagger_mod.default_module().get_object("BikeshareCi").functions
-    return {name.replace("_", "-") for name in functions if name}
 
 
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)

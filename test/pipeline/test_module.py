@@ -23,7 +23,18 @@ from bikeshare_ci import containers
 from bikeshare_ci.main import CiFailed
 from bikeshare_ci.report import FAILED, OUTCOME_FILE, SUCCEEDED, SUMMARY_FILE
 from pipeline.conftest import DIGEST, ECR_PASSWORD, GIT_SHA, REPOSITORY_URL, default_answer
-from support.dagger_plans import ROOT, OfflineEngine, calls, exec_error, steps, validation_errors
+from support.dagger_plans import (
+    ROOT,
+    OfflineEngine,
+    calls,
+    dagger_functions,
+    exec_error,
+    steps,
+    validation_errors,
+)
+from support.dagger_plans import (
+    registered as registered_names,
+)
 
 CHECKS = {"lint", "test", "security", "terraform_validate", "image_test", "rehearse"}
 SIDE_EFFECTS = {
@@ -476,3 +487,28 @@ def test_module_functions_match_the_workflows() -> None:
         ):
             assert called in names, f"{workflow.name} calls {called}"
     assert bikeshare_ci.BikeshareCi.__doc__
+
+
+async def test_release_reproduce_lines_are_complete_dry_runs(
+    with_oidc: Any, engine: OfflineEngine
+) -> None:
+    run = await with_oidc.promote(
+        from_endpoint="bikeshare-staging", endpoint_name="bikeshare-prod",
+        instance_type="ml.m5.large", execution_role_arn="arn:aws:iam::1:role/exec",
+        alarms=["bikeshare-prod-5xx", "bikeshare-prod-latency"],
+    )  # fmt: skip
+    summary = {f.args["path"]: f.args["contents"] for f in steps(run) if f.name == "withNewFile"}[
+        SUMMARY_FILE
+    ]
+    (line,) = [line for line in summary.splitlines() if line.startswith("dagger call -m ")]
+    assert line == (
+        f"dagger call -m github.com/example-org/bikeshare-delivery@{GIT_SHA} --git-sha={GIT_SHA} "
+        "with-aws-keys --access-key-id=env://AWS_ACCESS_KEY_ID "
+        "--secret-access-key=env://AWS_SECRET_ACCESS_KEY "
+        "--session-token=env://AWS_SESSION_TOKEN --region=ca-central-1 "
+        "promote --from-endpoint=bikeshare-staging --endpoint-name=bikeshare-prod "
+        "--instance-type=ml.m5.large --execution-role-arn=arn:aws:iam::1:role/exec "
+        "--alarms=bikeshare-prod-5xx,bikeshare-prod-latency --strategy=all-at-once "
+        "--instance-count=1 --dry-run"
+    )
+    assert set(dagger_functions(line)) <= registered_names(), "every function in it exists"

@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import dagger
+import dagger.mod as dagger_mod
 import graphql
 import pytest
 from dagger.client._core import Context, Field
@@ -28,6 +30,7 @@ SCHEMA = Path(
 )
 
 Answer = Callable[[list[Field]], Any]
+WORD = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
 def steps(obj: Any) -> list[Field]:
@@ -138,3 +141,27 @@ def _placeholders(args: dict[str, Any]) -> dict[str, Any]:
         return value
 
     return {name: swap(value) for name, value in args.items()}
+
+
+def dagger_functions(line: str) -> list[str]:
+    """Function names in a `dagger call` line (flags must be written --name=value)."""
+    line = re.sub(r"\$\([^)]*\)", "SUBSTITUTED", line.split(" # ")[0])
+    tokens = line.split("dagger call", 1)[1].split()
+    names, after_module_flag = [], False
+    for word in tokens:
+        if after_module_flag:  # -m's value is the module, not a function
+            after_module_flag = False
+        elif word == "-m":
+            after_module_flag = True
+        elif not word.startswith("-") and WORD.match(word):
+            names.append(word)
+    return names
+
+
+@functools.cache
+def registered() -> set[str]:
+    """The module's function names as `dagger call` spells them."""
+    import bikeshare_ci  # noqa: F401 - importing registers the functions
+
+    functions = dagger_mod.default_module().get_object("BikeshareCi").functions
+    return {name.replace("_", "-") for name in functions if name}

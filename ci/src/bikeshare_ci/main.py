@@ -356,7 +356,11 @@ class BikeshareCi:
                 *_release_args(endpoint_name, instance_type, execution_role_arn, alarms, strategy,
                                instance_count, dry_run)]  # fmt: skip
         step, report = await self._release_command("deploy", args)
-        chain = f"deploy --endpoint-name={endpoint_name} --image-uri={image_uri} ... --dry-run"
+        chain = self._with_laptop_keys("deploy", endpoint_name=endpoint_name, image_uri=image_uri,
+                                       model_data=model_data, instance_type=instance_type,
+                                       execution_role_arn=execution_role_arn, alarms=alarms,
+                                       strategy=strategy, instance_count=instance_count,
+                                       dry_run=True)  # fmt: skip
         return self._run_directory(f"deploy to {endpoint_name}", [step], [report], chain)
 
     @function(cache="never")
@@ -383,10 +387,12 @@ class BikeshareCi:
                 *_release_args(endpoint_name, instance_type, execution_role_arn, alarms, strategy,
                                instance_count, dry_run)]  # fmt: skip
         step, report = await self._release_command("promote", args)
-        chain = (
-            f"promote --from-endpoint={from_endpoint} --endpoint-name={endpoint_name} "
-            f"--instance-type={instance_type} --execution-role-arn={execution_role_arn} --dry-run"
-        )
+        chain = self._with_laptop_keys("promote", from_endpoint=from_endpoint,
+                                       endpoint_name=endpoint_name, instance_type=instance_type,
+                                       execution_role_arn=execution_role_arn, alarms=alarms,
+                                       override_model_data=override_model_data,
+                                       strategy=strategy, instance_count=instance_count,
+                                       dry_run=True)  # fmt: skip
         return self._run_directory(f"promote to {endpoint_name}", [step], [report], chain)
 
     @function(cache="never")
@@ -401,7 +407,7 @@ class BikeshareCi:
         args = ["rollback", "--endpoint-name", endpoint_name,
                 *(["--to-config", to_config] if to_config else [])]  # fmt: skip
         step, report = await self._release_command("rollback", args)
-        chain = f"status --endpoint-name={endpoint_name}"
+        chain = self._with_laptop_keys("status", endpoint_name=endpoint_name)
         return self._run_directory(f"rollback of {endpoint_name}", [step], [report], chain)
 
     @function(cache="never")
@@ -529,6 +535,15 @@ class BikeshareCi:
         )
         return StepResult(name, code == 0, seconds, detail), report
 
+    def _with_laptop_keys(self, function: str, **arguments: object) -> str:
+        """`function --name=value ...` after a laptop's credentials, for the reproduce line."""
+        region = self.aws.region if self.aws else "REGION"
+        keys = ("with-aws-keys --access-key-id=env://AWS_ACCESS_KEY_ID "
+                "--secret-access-key=env://AWS_SECRET_ACCESS_KEY "
+                f"--session-token=env://AWS_SESSION_TOKEN --region={region}")  # fmt: skip
+        flags = [_flag(name, value) for name, value in arguments.items()]
+        return " ".join([keys, function, *(flag for flag in flags if flag)])
+
     def _run_directory(
         self, title: str, steps: list[StepResult], reports: list[str], chain: str
     ) -> dagger.Directory:
@@ -573,6 +588,17 @@ def _release_args(
         "--instance-count", str(instance_count), *alarm_args,
         *(["--dry-run"] if dry_run else []),
     ]  # fmt: skip
+
+
+def _flag(name: str, value: object) -> str:
+    """One `dagger call` flag as a person types it ('' when the value is unset)."""
+    option = "--" + name.replace("_", "-")
+    if value is True:
+        return option
+    if value in ("", None, False) or value == []:
+        return ""
+    shown = ",".join(value) if isinstance(value, list) else value
+    return f"{option}={shown}"
 
 
 async def _now(container: dagger.Container) -> dagger.Container:
