@@ -28,3 +28,13 @@ resource "aws_ecr_lifecycle_policy" "serving" {
     }]
   })
 }
+
+# Logging in to ECR, for every role that pulls or pushes the serving image.
+data "aws_iam_policy_document" "ecr_login" {
+  statement {
+    sid = "EcrLogin"
+    # AWS allows no resource scoping for GetAuthorizationToken: the token is account-wide.
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"]
+  }
+}

@@ -18,30 +18,8 @@ locals {
 resource "aws_iam_role" "deployer" {
   for_each             = var.environments
   name                 = "bikeshare-deployer-${each.key}"
-  assume_role_policy   = data.aws_iam_policy_document.deployer_trust[each.key].json
+  assume_role_policy   = data.aws_iam_policy_document.github_environment_trust[each.key].json
   max_session_duration = 3600 # the pipeline renews OIDC sessions during long rollouts
-}
-
-data "aws_iam_policy_document" "deployer_trust" {
-  for_each = var.environments
-  statement {
-    actions = ["sts:AssumeRoleWithWebIdentity"]
-    principals {
-      type        = "Federated"
-      identifiers = [local.github_oidc_arn]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "token.actions.githubusercontent.com:aud"
-      values   = ["sts.amazonaws.com"]
-    }
-    # Only jobs bound to this GitHub environment (with its protection rules) get this role.
-    condition {
-      test     = "StringEquals"
-      variable = "token.actions.githubusercontent.com:sub"
-      values   = ["repo:${var.github_repository}:environment:${each.key}"]
-    }
-  }
 }
 
 resource "aws_iam_role_policy" "deployer" {
@@ -54,7 +32,8 @@ resource "aws_iam_role_policy" "deployer" {
 data "aws_iam_policy_document" "deployer" {
   #checkov:skip=CKV_AWS_111:Only the statements AWS cannot scope use "*" (ECR token, SageMaker List*, scaling targets with random ids, target-tracking alarms); each says why
   #checkov:skip=CKV_AWS_356:Same statements as above: their actions take no resource ARN that a deploy could name in advance
-  for_each = var.environments
+  for_each                = var.environments
+  source_policy_documents = [data.aws_iam_policy_document.ecr_login.json]
 
   statement {
     sid = "ReleaseOwnEndpoint"
@@ -139,13 +118,6 @@ data "aws_iam_policy_document" "deployer" {
       each.key == "staging" ? ["ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage"] : [],
     )
     resources = [aws_ecr_repository.serving.arn]
-  }
-
-  statement {
-    sid = "EcrLogin"
-    # AWS allows no resource scoping for GetAuthorizationToken: the token is account-wide.
-    actions   = ["ecr:GetAuthorizationToken"]
-    resources = ["*"]
   }
 
   statement {

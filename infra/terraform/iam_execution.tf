@@ -27,6 +27,8 @@ resource "aws_iam_role_policy" "sagemaker_execution" {
 }
 
 data "aws_iam_policy_document" "sagemaker_execution" {
+  source_policy_documents = [data.aws_iam_policy_document.ecr_login.json]
+
   statement {
     sid       = "ReadModelArchives"
     actions   = ["s3:GetObject"]
@@ -47,13 +49,6 @@ data "aws_iam_policy_document" "sagemaker_execution" {
       "ecr:BatchCheckLayerAvailability",
     ]
     resources = [aws_ecr_repository.serving.arn]
-  }
-
-  statement {
-    sid = "EcrLogin"
-    # AWS allows no resource scoping for GetAuthorizationToken: the token is account-wide.
-    actions   = ["ecr:GetAuthorizationToken"]
-    resources = ["*"]
   }
 
   statement {

@@ -4,28 +4,8 @@
 # both endpoints and read the model archive and image manifest the plan checks, and change nothing.
 resource "aws_iam_role" "promotion_planner" {
   name                 = "bikeshare-promotion-planner"
-  assume_role_policy   = data.aws_iam_policy_document.promotion_planner_trust.json
+  assume_role_policy   = data.aws_iam_policy_document.github_environment_trust[var.promotion_plan_environment].json
   max_session_duration = 3600
-}
-
-data "aws_iam_policy_document" "promotion_planner_trust" {
-  statement {
-    actions = ["sts:AssumeRoleWithWebIdentity"]
-    principals {
-      type        = "Federated"
-      identifiers = [local.github_oidc_arn]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "token.actions.githubusercontent.com:aud"
-      values   = ["sts.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "token.actions.githubusercontent.com:sub"
-      values   = ["repo:${var.github_repository}:environment:${var.promotion_plan_environment}"]
-    }
-  }
 }
 
 resource "aws_iam_role_policy" "promotion_planner" {
@@ -35,8 +15,8 @@ resource "aws_iam_role_policy" "promotion_planner" {
 }
 
 data "aws_iam_policy_document" "promotion_planner" {
-  #checkov:skip=CKV_AWS_111:No write action is granted; the only "*" is ecr:GetAuthorizationToken, which AWS cannot scope
-  #checkov:skip=CKV_AWS_356:Same statement: GetAuthorizationToken takes no resource ARN
+  source_policy_documents = [data.aws_iam_policy_document.ecr_login.json]
+
   statement {
     sid     = "DescribeBothEndpoints"
     actions = ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel", "sagemaker:ListTags"]
@@ -63,12 +43,5 @@ data "aws_iam_policy_document" "promotion_planner" {
     sid       = "ReadImageManifest"
     actions   = ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:GetDownloadUrlForLayer"]
     resources = [aws_ecr_repository.serving.arn]
-  }
-
-  statement {
-    sid = "EcrLogin"
-    # AWS allows no resource scoping for GetAuthorizationToken: the token is account-wide.
-    actions   = ["ecr:GetAuthorizationToken"]
-    resources = ["*"]
   }
 }

@@ -19,3 +19,28 @@ data "aws_iam_openid_connect_provider" "github" {
   count = var.create_github_oidc_provider ? 0 : 1
   url   = local.github_oidc_url
 }
+
+# The trust of every role the workflows assume: only jobs bound to one GitHub environment (with
+# its protection rules) of this repository, with the STS audience. The deployer roles use their
+# environment's; the promotion planner uses the unprotected plan environment's.
+data "aws_iam_policy_document" "github_environment_trust" {
+  for_each = toset(concat(keys(var.environments), [var.promotion_plan_environment]))
+
+  statement {
+    actions = ["sts:AssumeRoleWithWebIdentity"]
+    principals {
+      type        = "Federated"
+      identifiers = [local.github_oidc_arn]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "token.actions.githubusercontent.com:aud"
+      values   = ["sts.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "token.actions.githubusercontent.com:sub"
+      values   = ["repo:${var.github_repository}:environment:${each.key}"]
+    }
+  }
+}

@@ -43,7 +43,16 @@ def resource(type_name: str, name: str) -> dict[str, Any]:
 
 
 def statements(document: str) -> list[dict[str, Any]]:
-    return blocks("data", "aws_iam_policy_document")[document]["statement"]
+    """A policy document's statements, those it takes from its source_policy_documents included."""
+    found = blocks("data", "aws_iam_policy_document")[document]
+    included = [
+        statement
+        for source in found.get("source_policy_documents", [])
+        for statement in statements(
+            re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)\.json\}", source)[1]
+        )
+    ]
+    return included + found["statement"]
 
 
 def test_standard_layout_one_file_per_concern() -> None:
@@ -119,7 +128,14 @@ def test_github_oidc_provider_is_created_or_adopted() -> None:
 
 
 def test_each_deployer_role_trusts_only_its_github_environment() -> None:
-    (trust,) = statements("deployer_trust")
+    role = resource("aws_iam_role", "deployer")
+    assert role["for_each"] == "${var.environments}"
+    assert role["assume_role_policy"] == (
+        "${data.aws_iam_policy_document.github_environment_trust[each.key].json}"
+    )
+    trust_document = blocks("data", "aws_iam_policy_document")["github_environment_trust"]
+    assert "keys(var.environments)" in trust_document["for_each"]
+    (trust,) = statements("github_environment_trust")
     conditions = {c["variable"]: c["values"] for c in trust["condition"]}
     assert conditions["token.actions.githubusercontent.com:aud"] == ["sts.amazonaws.com"]
     assert conditions["token.actions.githubusercontent.com:sub"] == [
@@ -176,11 +192,13 @@ def test_unscoped_resources_are_only_where_aws_allows_no_scoping_and_say_why() -
 
 
 def test_promotion_plan_role_is_read_only_and_bound_to_its_own_environment() -> None:
-    (trust,) = statements("promotion_planner_trust")
-    conditions = {c["variable"]: c["values"] for c in trust["condition"]}
-    assert conditions["token.actions.githubusercontent.com:sub"] == [
-        "repo:${var.github_repository}:environment:${var.promotion_plan_environment}"
-    ]
+    role = resource("aws_iam_role", "promotion_planner")
+    assert role["assume_role_policy"] == (
+        "${data.aws_iam_policy_document.github_environment_trust"
+        "[var.promotion_plan_environment].json}"
+    )
+    trust_document = blocks("data", "aws_iam_policy_document")["github_environment_trust"]
+    assert "var.promotion_plan_environment" in trust_document["for_each"]
     actions = {a for s in statements("promotion_planner") for a in _actions(s)}
     assert "sagemaker:DescribeEndpoint" in actions
     assert "s3:GetObject" in actions
