@@ -29,6 +29,7 @@ from support.dagger_plans import (
     calls,
     dagger_functions,
     exec_error,
+    nested_objects,
     steps,
     validation_errors,
 )
@@ -142,16 +143,10 @@ async def test_the_type_definitions_render_and_validate(
     await module._typedefs()  # what `dagger functions` reads
     (plan,) = engine.plans_ending_with("id")
     functions = [f.args["name"] for f in plan if f.name == "function"] + [
-        a["name"] for obj in _typedef_objects(plan) for a in calls(steps(obj), "function")
+        a["name"] for obj in nested_objects(plan) for a in calls(steps(obj), "function")
     ]
     assert {"cdStaging", "ci", "publish"} <= {_camel(n) for n in functions}
     assert validation_errors(plan) == []
-
-
-def _typedef_objects(plan: list[Field]) -> list[Any]:
-    from support.dagger_plans import nested_objects
-
-    return list(nested_objects(plan))
 
 
 def _camel(name: str) -> str:

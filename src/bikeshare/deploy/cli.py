@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -125,9 +124,7 @@ def _deploy(args: argparse.Namespace) -> int:
     record = _record(
         args, image=args.image_uri, model_data=args.model_data, git_sha=request.git_sha
     )
-    outcome = recorded(
-        record, args.report, lambda say: deploy(clients, request, say), time.monotonic
-    )
+    outcome = recorded(record, args.report, lambda say: deploy(clients, request, say))
     return _report(outcome)
 
 
@@ -144,7 +141,6 @@ def _promote(args: argparse.Namespace) -> int:
         record,
         args.report,
         lambda say: promote(clients, args.from_endpoint, request, args.override_model_data, say),
-        time.monotonic,
     )
     return _report(outcome)
 
@@ -180,7 +176,7 @@ def _rollback(args: argparse.Namespace) -> int:
         final = rollback(clients, args.endpoint_name, args.to_config, polling, say)
         return Outcome(args.endpoint_name, final.config_name, None, final.config_name)
 
-    outcome = recorded(_record(args, to_config=args.to_config), args.report, run, time.monotonic)
+    outcome = recorded(_record(args, to_config=args.to_config), args.report, run)
     print(f"{outcome.endpoint_name} serves {outcome.serving}")
     return 0
 

@@ -6,6 +6,7 @@ the Dagger release functions put it in their run report and the GitHub job summa
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +87,7 @@ def recorded(
     record: ReleaseRecord,
     path: Path | None,
     run: Callable[[Say], Outcome],
-    clock: Callable[[], float],
+    clock: Callable[[], float] = time.monotonic,
 ) -> Outcome:
     """Run a release step, then write its report, on failure too (the error is re-raised)."""
     started = clock()
