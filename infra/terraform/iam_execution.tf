@@ -27,19 +27,10 @@ resource "aws_iam_role_policy" "sagemaker_execution" {
 }
 
 data "aws_iam_policy_document" "sagemaker_execution" {
-  source_policy_documents = [data.aws_iam_policy_document.ecr_login.json]
-
-  statement {
-    sid       = "ReadModelArchives"
-    actions   = ["s3:GetObject"]
-    resources = ["${aws_s3_bucket.models.arn}/${var.model_prefix}/*"]
-  }
-
-  statement {
-    sid       = "DecryptModelsAndImages"
-    actions   = ["kms:Decrypt"]
-    resources = [aws_kms_key.bikeshare.arn]
-  }
+  source_policy_documents = [
+    data.aws_iam_policy_document.ecr_login.json,
+    data.aws_iam_policy_document.read_model_archives.json,
+  ]
 
   statement {
     sid = "PullServingImage"

@@ -15,7 +15,10 @@ resource "aws_iam_role_policy" "promotion_planner" {
 }
 
 data "aws_iam_policy_document" "promotion_planner" {
-  source_policy_documents = [data.aws_iam_policy_document.ecr_login.json]
+  source_policy_documents = [
+    data.aws_iam_policy_document.ecr_login.json,
+    data.aws_iam_policy_document.read_model_archives.json,
+  ]
 
   statement {
     sid     = "DescribeBothEndpoints"
@@ -25,18 +28,6 @@ data "aws_iam_policy_document" "promotion_planner" {
       "${local.sagemaker}:endpoint-config/${env.endpoint_name}-*",
       "${local.sagemaker}:model/${env.endpoint_name}-*",
     ]])
-  }
-
-  statement {
-    sid       = "ReadModelArchives"
-    actions   = ["s3:GetObject"]
-    resources = ["${aws_s3_bucket.models.arn}/${var.model_prefix}/*"]
-  }
-
-  statement {
-    sid       = "DecryptArtifacts"
-    actions   = ["kms:Decrypt"]
-    resources = [aws_kms_key.bikeshare.arn]
   }
 
   statement {

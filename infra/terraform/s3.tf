@@ -76,3 +76,20 @@ resource "aws_s3_bucket_lifecycle_configuration" "models" {
     }
   }
 }
+
+# Reading model archives, for the roles that read but never write them: the SageMaker execution
+# role and the promotion planner. The project key also encrypts the ECR repository, so the same
+# Decrypt lets the execution role pull the image.
+data "aws_iam_policy_document" "read_model_archives" {
+  statement {
+    sid       = "ReadModelArchives"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.models.arn}/${var.model_prefix}/*"]
+  }
+
+  statement {
+    sid       = "DecryptWithProjectKey"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.bikeshare.arn]
+  }
+}

@@ -390,7 +390,7 @@ async def test_cd_staging_reports_success_with_a_safe_reproduce_line(
         instance_type="ml.m5.large", execution_role_arn="arn:aws:iam::1:role/exec",
         model_bucket="bikeshare-models",
     )  # fmt: skip
-    files = {f.args["path"]: f.args["contents"] for f in steps(run) if f.name == "withNewFile"}
+    files = run_files(run)
     assert files[OUTCOME_FILE] == SUCCEEDED
     summary = files[SUMMARY_FILE]
     assert summary.startswith("## cd-staging to bikeshare-staging: succeeded")
@@ -420,7 +420,7 @@ async def test_cd_staging_reports_a_failed_release_and_still_returns_the_report(
         instance_type="ml.m5.large", execution_role_arn="arn:aws:iam::1:role/exec",
         model_data="s3://bikeshare-models/models/x/model.tar.gz",
     )  # fmt: skip
-    files = {f.args["path"]: f.args["contents"] for f in steps(run) if f.name == "withNewFile"}
+    files = run_files(run)
     assert files[OUTCOME_FILE] == FAILED
     assert "| deploy, verify, smoke | FAILED |" in files[SUMMARY_FILE]
     assert "bikeshare-staging is serving v1" in files[SUMMARY_FILE]
@@ -466,6 +466,11 @@ def test_plans_render_to_valid_graphql(pipeline: Any) -> None:
     assert validation_errors(bad), "the validator rejects a wrong argument"
 
 
+def run_files(run: Any) -> dict[str, str]:
+    """The files a release function's result directory is made of (summary.md, outcome)."""
+    return {f.args["path"]: f.args["contents"] for f in steps(run) if f.name == "withNewFile"}
+
+
 def _last_exec(plan: list[Field]) -> list[str]:
     execs = calls(plan, "withExec")
     return execs[-1]["args"] if execs else []
@@ -492,9 +497,7 @@ async def test_release_reproduce_lines_are_complete_dry_runs(
         instance_type="ml.m5.large", execution_role_arn="arn:aws:iam::1:role/exec",
         alarms=["bikeshare-prod-5xx", "bikeshare-prod-latency"],
     )  # fmt: skip
-    summary = {f.args["path"]: f.args["contents"] for f in steps(run) if f.name == "withNewFile"}[
-        SUMMARY_FILE
-    ]
+    summary = run_files(run)[SUMMARY_FILE]
     (line,) = [line for line in summary.splitlines() if line.startswith("dagger call -m ")]
     assert line == (
         f"dagger call -m github.com/example-org/bikeshare-delivery@{GIT_SHA} --git-sha={GIT_SHA} "
