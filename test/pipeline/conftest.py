@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +12,8 @@ from dagger import dag
 from dagger.client._core import Field
 
 import bikeshare_ci
-from bikeshare_ci.main import ECR_PASSWORD_FILE
+from bikeshare_ci.release import ECR_PASSWORD_FILE, REPORT_FILE
+from support.container_files import replay
 from support.dagger_plans import ROOT, OfflineEngine, calls
 
 GIT_SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -23,6 +26,34 @@ ECR_PASSWORD = "ecr-password-that-must-stay-secret"  # noqa: S105 - a test value
 def last_command(plan: list[Field]) -> list[str]:
     execs = calls(plan, "withExec")
     return execs[-1]["args"] if execs else []
+
+
+def dockerfile_healthcheck() -> dict[str, Any]:
+    """The serving image's HEALTHCHECK as the engine reports it (durations as Go prints them)."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    (line,) = [row for row in text.splitlines() if row.startswith("HEALTHCHECK ")]
+    options, _, command = line.removeprefix("HEALTHCHECK ").partition(" CMD ")
+    flags = dict(flag.removeprefix("--").split("=", 1) for flag in options.split())
+    return {
+        "args": json.loads(command),
+        "timeout": flags.get("timeout", "0s"),
+        "startPeriod": flags.get("start-period", "0s"),
+        "interval": flags.get("interval", "0s"),
+        "startInterval": "0s",
+        "retries": int(flags.get("retries", 0)),
+        "shell": False,
+    }
+
+
+def host_file(plan: list[Field]) -> Path | None:
+    """The host file a `host.directory(...)...file(path)` plan reads, if that is its origin."""
+    if plan[0].name != "host" or any(s.name not in ("directory", "file") for s in plan[1:-1]):
+        return None
+    path = Path(plan[1].args["path"])
+    for step in plan[2:]:
+        if step.name in ("directory", "file"):
+            path = path / step.args["path"]
+    return path
 
 
 def default_answer(plan: list[Field], tag_exists: bool = False) -> Any:
@@ -42,21 +73,45 @@ def default_answer(plan: list[Field], tag_exists: bool = False) -> Any:
     if leaf == "exitCode":
         return 0 if command[:2] != ["bikeshare", "image-digest"] or tag_exists else 1
     if leaf == "contents":
-        path = calls(plan, "file")[-1]["path"]
-        if path == ECR_PASSWORD_FILE:
-            return ECR_PASSWORD
-        if path == "pyproject.toml":
-            return (ROOT / "pyproject.toml").read_text()
-        return f"### `bikeshare {command[1] if len(command) > 1 else '?'}`: report\n"
+        return file_contents(plan)
     if leaf == "entries":
-        return ["report.md"]
+        return directory_entries(plan)
     if leaf == "stderr":
         return ""
-    if leaf == "publish":
-        return f"{REPOSITORY_URL}@{DIGEST}"
+    if leaf == "publish":  # the engine keeps the tag: reference.WithDigest (core/container.go)
+        return f"{plan[-1].args['address']}@{DIGEST}"
+    if plan[-2].name == "dockerHealthcheck":
+        return dockerfile_healthcheck()[leaf]
     if leaf == "id":
         return "placeholder-module-id"
     return None  # sync
+
+
+def file_contents(plan: list[Field]) -> str:
+    host = host_file(plan)
+    if host is not None:
+        return host.read_text()
+    fs, _ = replay(plan)
+    path = fs.resolve(calls(plan, "file")[-1]["path"])
+    if path == ECR_PASSWORD_FILE:
+        return ECR_PASSWORD
+    if path == REPORT_FILE:
+        return f"### `bikeshare {last_command(plan)[1]}`: report\n"
+    known = fs.files.get(path)
+    if known is None:
+        raise AssertionError(f"the fake knows no contents for {path}")
+    return known
+
+
+def directory_entries(plan: list[Field]) -> list[str]:
+    host = host_file(plan)
+    if host is not None:
+        return sorted(item.name for item in host.iterdir())
+    fs, _ = replay(plan)
+    root = fs.resolve(calls(plan, "directory")[-1]["path"])
+    names = {p[len(root) + 1 :].split("/")[0] for p in [*fs.files, *fs.dirs]
+             if p.startswith(root + "/")}  # fmt: skip
+    return sorted(names)
 
 
 @pytest.fixture
@@ -65,16 +120,22 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def engine(monkeypatch: pytest.MonkeyPatch) -> OfflineEngine:
-    return OfflineEngine(default_answer).install(monkeypatch)
+def engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[OfflineEngine]:
+    engine = OfflineEngine(default_answer).install(monkeypatch)
+    yield engine
+    assert engine.problems == [], "the engine would have refused these"
 
 
 @pytest.fixture
-def make_engine(monkeypatch: pytest.MonkeyPatch) -> Callable[..., OfflineEngine]:
-    def make(answer: Callable[[list[Field]], Any]) -> OfflineEngine:
-        return OfflineEngine(answer).install(monkeypatch)
+def make_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., OfflineEngine]]:
+    made: list[OfflineEngine] = []
 
-    return make
+    def make(answer: Callable[[list[Field]], Any]) -> OfflineEngine:
+        made.append(OfflineEngine(answer).install(monkeypatch))
+        return made[-1]
+
+    yield make
+    assert [p for engine in made for p in engine.problems] == [], "the engine would refuse"
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from dagger.client._core import Field
 import bikeshare_ci
 from bikeshare_ci import containers
 from bikeshare_ci.main import CiFailed
+from bikeshare_ci.release import ECR_LOGIN_DIR
 from bikeshare_ci.report import FAILED, OUTCOME_FILE, SUCCEEDED, SUMMARY_FILE
 from pipeline.conftest import DIGEST, ECR_PASSWORD, GIT_SHA, REPOSITORY_URL, default_answer
 from support.dagger_plans import (
@@ -42,16 +43,17 @@ SIDE_EFFECTS = {
     "publish", "upload_model", "deploy", "promote", "rollback", "smoke", "status", "logs",
     "cd_staging",
 }  # fmt: skip
-EXPECTED = CHECKS | SIDE_EFFECTS | {
+EXPECTED = CHECKS | {
     "ci", "test_report", "build", "tools", "model", "serve", "with_aws_oidc", "with_aws_keys",
 }  # fmt: skip
+OBJECTS = ("BikeshareCi", "Release")
 # Quick and engine-free: also the subset the suite runs inside the tools container.
 pytestmark = [pytest.mark.anyio, pytest.mark.tools_container]
 SECRET_NAMES = re.compile(r"SECRET|TOKEN|PASSWORD|ACCESS_KEY|CREDENTIAL", re.IGNORECASE)
 
 
-def registered() -> Any:
-    return dagger_mod.default_module().get_object("BikeshareCi")
+def registered(name: str = "BikeshareCi") -> Any:
+    return dagger_mod.default_module().get_object(name)
 
 
 # ---- what the module registers ---------------------------------------------------------------
@@ -71,12 +73,22 @@ def doc_problems(obj: Any) -> list[str]:
     return problems
 
 
-def caching_problems(obj: Any) -> list[str]:
+def caching_problems(release: Any) -> list[str]:
     """Side-effecting functions that Dagger could replay from its cache."""
     return [
-        f"{name} is cacheable (cache={obj.functions[name].cache_policy!r})"
+        f"{name} is cacheable (cache={release.functions[name].cache_policy!r})"
         for name in sorted(SIDE_EFFECTS)
-        if obj.functions[name].cache_policy != "never"
+        if release.functions[name].cache_policy != "never"
+    ]
+
+
+def fresh_problems(obj: Any) -> list[str]:
+    """A function with --fresh whose result the engine keeps across sessions (7 days by
+    default, core/modfunc.go): a second `--fresh` call would replay the first."""
+    return [
+        f"{name} takes --fresh but is cached across sessions (cache={fn.cache_policy!r})"
+        for name, fn in sorted(obj.functions.items())
+        if "fresh" in fn.parameters and fn.cache_policy not in ("session", "never")
     ]
 
 
@@ -101,16 +113,24 @@ def test_the_module_is_what_dagger_init_lays_out_and_is_pinned() -> None:
 
 
 def test_every_function_is_registered_with_its_docs() -> None:
-    obj = registered()
-    assert set(obj.functions) - {""} == EXPECTED
-    assert doc_problems(obj) == []
+    assert set(registered().functions) - {""} == EXPECTED
+    assert set(registered("Release").functions) == SIDE_EFFECTS
+    for name in OBJECTS:
+        assert doc_problems(registered(name)) == [], name
     assert dagger_mod.default_module().get_object("AwsAccess")  # state type of with-aws-*
 
 
+def test_release_functions_cannot_be_called_without_credentials() -> None:
+    """They live on Release, which only with-aws-oidc and with-aws-keys return."""
+    assert not SIDE_EFFECTS & set(registered().functions)
+    for name in ("with_aws_oidc", "with_aws_keys"):
+        assert "Release" in str(registered().functions[name].return_type), name
+
+
 def test_a_missing_docstring_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    fn = registered().functions["deploy"]
+    fn = registered("Release").functions["deploy"]
     monkeypatch.setattr(fn.wrapped, "__doc__", None)
-    assert doc_problems(registered()) == ["deploy has no docstring"]
+    assert doc_problems(registered("Release")) == ["deploy has no docstring"]
 
 
 def test_checks_need_no_arguments_and_are_checks() -> None:
@@ -124,13 +144,29 @@ def test_checks_need_no_arguments_and_are_checks() -> None:
 
 
 def test_side_effects_are_never_cached() -> None:
-    assert caching_problems(registered()) == []
-    assert registered().functions["lint"].cache_policy is None  # checks may be cached
+    assert caching_problems(registered("Release")) == []
+    assert registered().functions["build"].cache_policy is None  # pure: cached by the engine
 
 
 def test_a_cacheable_deploy_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(registered().functions["deploy"], "cache_policy", None)
-    assert caching_problems(registered()) == ["deploy is cacheable (cache=None)"]
+    monkeypatch.setattr(registered("Release").functions["deploy"], "cache_policy", None)
+    assert caching_problems(registered("Release")) == ["deploy is cacheable (cache=None)"]
+
+
+def test_fresh_runs_are_never_replayed_from_the_function_cache() -> None:
+    assert fresh_problems(registered()) == []
+    assert {"ci", "lint", "rehearse"} <= {
+        name for name, fn in registered().functions.items() if "fresh" in fn.parameters
+    }
+
+
+def test_a_fresh_function_cached_across_sessions_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(registered().functions["ci"], "cache_policy", None)
+    assert fresh_problems(registered()) == [
+        "ci takes --fresh but is cached across sessions (cache=None)"
+    ]
 
 
 async def test_the_type_definitions_render_and_validate(
@@ -263,17 +299,17 @@ async def test_a_deploy_passes_secrets_only_through_secret_apis_with_a_cache_bus
     assert {f.name for f in steps(run)} >= {"withNewFile"}
 
 
-async def test_a_secret_passed_as_plain_environment_is_caught(with_oidc: Any) -> None:
-    leaky = with_oidc.tools().with_env_variable("AWS_SECRET_ACCESS_KEY", "plain")
+async def test_a_secret_passed_as_plain_environment_is_caught(pipeline: Any) -> None:
+    leaky = pipeline.tools().with_env_variable("AWS_SECRET_ACCESS_KEY", "plain")
     assert secret_problems(steps(leaky), []) == ["AWS_SECRET_ACCESS_KEY is plain environment"]
-    copied = with_oidc.tools().with_env_variable("TOKEN_COPY", "actions-token-value")
+    copied = pipeline.tools().with_env_variable("TOKEN_COPY", "actions-token-value")
     assert "TOKEN_COPY carries a secret's value" in secret_problems(
         steps(copied), ["actions-token-value"]
     )
 
 
-async def test_dropping_the_cache_buster_is_caught(with_oidc: Any) -> None:
-    plain = with_oidc.tools().with_exec(["bikeshare", "rollback"])
+async def test_dropping_the_cache_buster_is_caught(pipeline: Any) -> None:
+    plain = pipeline.tools().with_exec(["bikeshare", "rollback"])
     assert side_effect_plan_problems(steps(plain)) == ["no cache-buster before the command"]
 
 
@@ -305,9 +341,19 @@ async def test_access_keys_go_in_as_secret_variables(pipeline: Any, engine: Offl
     assert secret_problems(plan, ["AKIAEXAMPLE", "secret-key-value", "session-token-value"]) == []
 
 
-async def test_release_functions_refuse_without_credentials(pipeline: Any) -> None:
-    with pytest.raises(ValueError, match=r"call with-aws-oidc .* or with-aws-keys"):
-        await pipeline.status(endpoint_name="bikeshare-staging")
+async def test_publish_refuses_without_a_commit_or_tag(engine: OfflineEngine) -> None:
+    unnamed = bikeshare_ci.BikeshareCi(source=dag.host().directory(str(ROOT))).with_aws_keys(
+        access_key_id=dag.set_secret("id", "AKIAEXAMPLE"),
+        secret_access_key=dag.set_secret("key", "secret-key-value"),
+        region="ca-central-1",
+    )
+    with pytest.raises(ValueError, match=r"publish needs the commit: pass --git-sha=COMMIT"):
+        await unnamed.publish(repository_url=REPOSITORY_URL)
+    assert engine.executed == [], "refused before anything ran"
+    tagged = await unnamed.publish(repository_url=REPOSITORY_URL, tag="v1.2.0")
+    assert tagged == f"{REPOSITORY_URL}@{DIGEST}"
+    (plan,) = engine.plans_ending_with("publish")
+    assert calls(plan, "publish")[0]["address"] == f"{REPOSITORY_URL}:v1.2.0"
 
 
 async def test_publish_pushes_docker_media_types_with_the_ecr_password_as_a_secret(
@@ -322,7 +368,7 @@ async def test_publish_pushes_docker_media_types_with_the_ecr_password_as_a_secr
         or real_set_secret(self, name, plaintext),
     )
     reference = await with_oidc.publish(repository_url=REPOSITORY_URL)
-    assert reference == f"{REPOSITORY_URL}@{DIGEST}"
+    assert reference == f"{REPOSITORY_URL}@{DIGEST}", "the tag the engine keeps is dropped"
     (plan,) = engine.plans_ending_with("publish")
     assert publish_problems(plan) == []
     assert calls(plan, "publish")[0]["address"] == f"{REPOSITORY_URL}:{GIT_SHA[:12]}"
@@ -332,6 +378,7 @@ async def test_publish_pushes_docker_media_types_with_the_ecr_password_as_a_secr
     assert [plaintext for _, plaintext in secrets] == [ECR_PASSWORD]
     login = next(p for p in engine.executed if "ecr-login" in _last_exec(p))
     assert "--password-file" in _last_exec(login)
+    assert ECR_LOGIN_DIR in [d["path"] for d in calls(login, "withDirectory")]
     assert side_effect_plan_problems(login) == []
     (build,) = calls(plan, "dockerBuild")
     assert build["target"] == "serving"
@@ -345,8 +392,8 @@ async def test_publish_pushes_docker_media_types_with_the_ecr_password_as_a_secr
     assert validation_errors(plan) == []
 
 
-async def test_publishing_oci_media_types_is_caught(with_oidc: Any, engine: OfflineEngine) -> None:
-    image = with_oidc.tools()
+async def test_publishing_oci_media_types_is_caught(pipeline: Any, engine: OfflineEngine) -> None:
+    image = pipeline.tools()
     await image.publish("registry.example/x:1")  # the SDK's default: OCI
     await image.publish("registry.example/x:2", media_types=dagger.ImageMediaTypes.OCIMediaTypes)
     default, explicit = engine.plans_ending_with("publish")
@@ -459,8 +506,9 @@ async def test_the_weekly_run_busts_the_check_cache(pipeline: Any) -> None:
     assert containers.RUN_TOKEN_VARIABLE not in {env["name"] for env in cached}
 
 
-def test_plans_render_to_valid_graphql(pipeline: Any) -> None:
-    for plan in (steps(pipeline.lint()), steps(pipeline.test_report()), steps(pipeline.model())):
+async def test_plans_render_to_valid_graphql(pipeline: Any, engine: OfflineEngine) -> None:
+    report = await pipeline.test_report()
+    for plan in (steps(pipeline.lint()), steps(report), steps(pipeline.model())):
         assert validation_errors(plan) == []
     bad = [Field("Query", "container", {}), Field("Container", "withExec", {"argz": ["x"]})]
     assert validation_errors(bad), "the validator rejects a wrong argument"
@@ -479,7 +527,7 @@ def _last_exec(plan: list[Field]) -> list[str]:
 def test_module_functions_match_the_workflows() -> None:
     """Every function a workflow calls exists (in kebab-case, as the CLI names it)."""
     core_api = {"export", "file", "contents"}  # Directory.export, Host.file, File.contents
-    names = {name.replace("_", "-") for name in registered().functions} - {""} | core_api
+    names = registered_names() | core_api
     for workflow in (ROOT / ".github/workflows").glob("*.yml"):
         text = workflow.read_text()
         for called in re.findall(r"\| ([a-z][a-z-]+) --", text) + re.findall(
@@ -502,8 +550,7 @@ async def test_release_reproduce_lines_are_complete_dry_runs(
     assert line == (
         f"dagger call -m github.com/example-org/bikeshare-delivery@{GIT_SHA} --git-sha={GIT_SHA} "
         "with-aws-keys --access-key-id=env://AWS_ACCESS_KEY_ID "
-        "--secret-access-key=env://AWS_SECRET_ACCESS_KEY "
-        "--session-token=env://AWS_SESSION_TOKEN --region=ca-central-1 "
+        "--secret-access-key=env://AWS_SECRET_ACCESS_KEY --region=ca-central-1 "
         "promote --from-endpoint=bikeshare-staging --endpoint-name=bikeshare-prod "
         "--instance-type=ml.m5.large --execution-role-arn=arn:aws:iam::1:role/exec "
         "--alarms=bikeshare-prod-5xx,bikeshare-prod-latency --strategy=all-at-once "

@@ -23,6 +23,8 @@ from dagger.client._core import Context, Field
 from dagger.client._guards import is_id_type, is_id_type_sequence
 from gql.dsl import DSLQuery, DSLSchema, dsl_gql
 
+from support.container_files import plan_problems
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SCHEMA = Path(
@@ -54,30 +56,52 @@ def nested_objects(plan: list[Field]) -> Iterator[Any]:
                     yield from nested_objects(steps(item))
 
 
+class OfflineEngineError(Exception):
+    """What the engine would refuse: a path nobody created, a command line its program refuses."""
+
+
 @dataclasses.dataclass
 class OfflineEngine:
-    """Answers leaf queries without an engine and records every query the module sends."""
+    """Answers leaf queries without an engine and records every query the module sends.
+
+    Strict: before answering, each plan (and every plan passed into it) is replayed against the
+    container's paths and its programs' parsers (support.container_files); a problem is recorded
+    in `problems` and raised, as the engine would fail the query.
+    """
 
     answer: Answer
     executed: list[list[Field]] = dataclasses.field(default_factory=list)
+    problems: list[str] = dataclasses.field(default_factory=list)
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> OfflineEngine:
         engine = self
 
         async def execute(ctx: Context, return_type: Any = None) -> Any:
             plan = list(ctx.selections)
-            engine.executed.append(plan)
+            engine.check(plan)
             return engine.answer(plan)
 
         async def execute_sync(ctx: Context, obj: Any, field_name: str = "sync", args: Any = ()):
             plan = [*steps(obj), Field(obj._graphql_name(), field_name, {})]
-            engine.executed.append(plan)
+            engine.check(plan)
             engine.answer(plan)  # may raise, like a failing exec
             return obj  # the same lazy plan stays inspectable
 
         monkeypatch.setattr(Context, "execute", execute)
         monkeypatch.setattr(Context, "execute_sync", execute_sync)
         return self
+
+    def check(self, plan: list[Field]) -> None:
+        self.executed.append(plan)
+        problems = plan_problems(plan)
+        if problems:
+            self.problems += problems
+            raise OfflineEngineError("; ".join(problems))
+
+    def take_problems(self) -> list[str]:
+        """The problems so far, cleared (for tests that provoke them on purpose)."""
+        found, self.problems = self.problems, []
+        return found
 
     def plans_ending_with(self, name: str) -> list[list[Field]]:
         return [plan for plan in self.executed if plan and plan[-1].name == name]
@@ -160,8 +184,12 @@ def dagger_functions(line: str) -> list[str]:
 
 @functools.cache
 def registered() -> set[str]:
-    """The module's function names as `dagger call` spells them."""
+    """The module's function names as `dagger call` spells them (main object and Release)."""
     import bikeshare_ci  # noqa: F401 - importing registers the functions
 
-    functions = dagger_mod.default_module().get_object("BikeshareCi").functions
+    module = dagger_mod.default_module()
+    functions = [
+        *module.get_object("BikeshareCi").functions,
+        *module.get_object("Release").functions,
+    ]
     return {name.replace("_", "-") for name in functions if name}

@@ -11,6 +11,8 @@ Command = tuple[str, ...]
 
 #: Where `test` writes JUnit and coverage inside the container (`test-report` exports it).
 REPORTS = "/reports"
+#: pytest's exit status, beside the reports: `test-report` returns them when tests fail too.
+EXIT_CODE_FILE = "exit-code"
 
 #: ruff and black from uv.lock, checking only: CI never rewrites code (the seed ran `--fix`).
 LINT: tuple[Command, ...] = (
@@ -30,7 +32,8 @@ CHECKOV: Command = (
 
 #: The locked requirements, exported with hashes, are what pip-audit audits (not whatever
 #: happens to be installed).
-LOCKED_REQUIREMENTS = "/audit/locked-requirements.txt"
+AUDIT_DIR = "/audit"  # an empty directory the security check's container gets
+LOCKED_REQUIREMENTS = f"{AUDIT_DIR}/locked-requirements.txt"
 EXPORT_REQUIREMENTS: Command = (
     "uv", "export", "--locked", "--all-extras", "--no-emit-project",
     "--format", "requirements-txt", "--output-file", LOCKED_REQUIREMENTS,
@@ -52,8 +55,21 @@ SECURITY: tuple[Command, ...] = (
     ("yamllint", "--strict", "."),
 )
 
-#: Run from the actionlint image, in the repository root (it finds .github/workflows itself).
-ACTIONLINT: Command = ("actionlint", "-verbose")
+#: The workflows actionlint reads, relative to the directory it runs in.
+WORKFLOWS = ".github/workflows"
+
+
+def actionlint_command(workflow_entries: list[str]) -> Command:
+    """actionlint on each workflow file, named: without file arguments it looks for a project,
+    a directory holding both .git and .github/workflows, and the check's container has no .git
+    ("no project was found in any parent directories")."""
+    files = sorted(
+        f"{WORKFLOWS}/{name}" for name in workflow_entries if name.endswith((".yml", ".yaml"))
+    )
+    if not files:
+        raise ValueError(f"no workflow files in {WORKFLOWS}: nothing for actionlint to check")
+    return ("actionlint", "-verbose", *files)
+
 
 #: Run from the Terraform image in infra/terraform; the provider cache is a cache volume.
 TERRAFORM: tuple[Command, ...] = (

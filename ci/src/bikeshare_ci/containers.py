@@ -6,8 +6,12 @@ The tools and serving containers come from the repository's Dockerfile (targets 
 
 from __future__ import annotations
 
+import tomllib
+
 import dagger
 from dagger import dag
+
+from . import checks
 
 #: = the Dockerfile's `ARG BASE_IMAGE` default (the suite checks they agree): python:3.11-slim by
 #: tag and multi-platform digest, from docker-library/repo-info (see the Dockerfile's comment).
@@ -25,6 +29,7 @@ ACTIONLINT_IMAGE = (
 TERRAFORM_IMAGE = "hashicorp/terraform:1.13.3"
 
 WORKSPACE = "/workspace"
+ACTIONLINT_ROOT = "/repo"
 UV_CACHE = "/root/.cache/uv"
 TERRAFORM_PLUGIN_CACHE = "/root/.terraform.d/plugin-cache"
 MODEL_DIR = "/opt/ml/model"  # where SageMaker unpacks model.tar.gz
@@ -33,21 +38,21 @@ SERVING_PORT = 8080  # SageMaker's contract
 RUN_TOKEN_VARIABLE = "BIKESHARE_RUN"  # noqa: S105  # nosec B105
 
 
-def tools_image(source: dagger.Directory) -> dagger.Container:
+def tools_image(source: dagger.Directory, base_image: str = PYTHON_BASE) -> dagger.Container:
     """The Dockerfile's `tools` target: the locked dev toolchain, dependencies only."""
     return source.docker_build(
-        target="tools", build_args=[dagger.BuildArg(name="BASE_IMAGE", value=PYTHON_BASE)]
+        target="tools", build_args=[dagger.BuildArg(name="BASE_IMAGE", value=base_image)]
     )
 
 
-def tools_container(source: dagger.Directory) -> dagger.Container:
+def tools_container(source: dagger.Directory, base_image: str = PYTHON_BASE) -> dagger.Container:
     """The tools image with the repository on top and the project installed from the lock.
 
     The lock's dependencies are in the image already; only the project itself installs here, so a
     source change costs seconds. uv's cache is a cache volume (checkov's tool environment too).
     """
     return (
-        tools_image(source)
+        tools_image(source, base_image)
         .with_mounted_cache(UV_CACHE, dag.cache_volume("bikeshare-uv-cache"))
         .with_directory(WORKSPACE, source)
         .with_workdir(WORKSPACE)
@@ -81,6 +86,39 @@ def serving_image(
     return image
 
 
+async def labelled_serving_image(
+    source: dagger.Directory,
+    base_image: str,
+    platform: str,
+    git_sha: str,
+    github_repository: str,
+) -> dagger.Container:
+    """The serving image labelled with the model runtime it carries (from uv.lock, which deploy
+    checks models against), the commit, the version and the repository."""
+    runtime = await (
+        tools_container(source, base_image)
+        .with_exec(["bikeshare", "runtime-versions", "--lock", "uv.lock"])
+        .stdout()
+    )
+    pyproject = tomllib.loads(await source.file("pyproject.toml").contents())
+    labels = {
+        "org.opencontainers.image.revision": git_sha,
+        "org.opencontainers.image.version": pyproject["project"]["version"],
+    }
+    if github_repository:
+        labels["org.opencontainers.image.source"] = f"https://github.com/{github_repository}"
+    return serving_image(source, runtime.strip(), base_image, platform, labels)
+
+
+def trained_model(tools: dagger.Container, seed: int = 0) -> dagger.File:
+    """A freshly trained, packaged model.tar.gz (synthetic data; deterministic per seed)."""
+    return (
+        tools.with_exec(["bikeshare", "train", "--output", "/build/model", "--seed", str(seed)])
+        .with_exec(["bikeshare", "package", "/build/model", "--output", "/build/model.tar.gz"])
+        .file("/build/model.tar.gz")
+    )
+
+
 def unpacked_model(tools: dagger.Container, archive: dagger.File) -> dagger.Directory:
     """model.tar.gz unpacked the way SageMaker unpacks it into /opt/ml/model."""
     return (
@@ -91,20 +129,40 @@ def unpacked_model(tools: dagger.Container, archive: dagger.File) -> dagger.Dire
     )
 
 
-def model_service(image: dagger.Container, model: dagger.Directory) -> dagger.Service:
-    """The image run as SageMaker runs it: `docker run IMAGE serve`, model in /opt/ml/model."""
+#: How often the engine re-runs the image's HEALTHCHECK while the server starts. The Dockerfile's
+#: 30 s interval suits Docker's own monitoring, but the engine waits a whole interval after a
+#: first probe that came too early (core/healthcheck.go); `--start-interval` is the fix, and the
+#: legacy builder some machines build the Dockerfile with does not know that flag.
+HEALTHCHECK_START_INTERVAL = "1s"
+
+
+async def model_service(image: dagger.Container, model: dagger.Directory) -> dagger.Service:
+    """The image run as SageMaker runs it: `docker run IMAGE serve`, model in /opt/ml/model.
+
+    Ready when the image's own HEALTHCHECK (GET /ping) passes, re-run every second meanwhile.
+    """
+    check = image.docker_healthcheck()
+    if await check.shell():
+        raise ValueError("the Dockerfile's HEALTHCHECK must use the exec form: CMD [...]")
     return (
         image.with_directory(MODEL_DIR, model, owner="1000")
         .with_exposed_port(SERVING_PORT)
+        .with_docker_healthcheck(
+            await check.args(),
+            timeout=await check.timeout(),
+            start_period=await check.start_period(),
+            start_interval=HEALTHCHECK_START_INTERVAL,
+            retries=await check.retries(),
+        )
         .as_service(args=["serve"], use_entrypoint=True)
     )
 
 
-def terraform_container(infra: dagger.Directory) -> dagger.Container:
+def terraform_container(infra: dagger.Directory, image: str = TERRAFORM_IMAGE) -> dagger.Container:
     """Terraform with its provider plugins in a cache volume, in the Terraform directory."""
     return (
         dag.container()
-        .from_(TERRAFORM_IMAGE)
+        .from_(image)
         .with_mounted_cache(TERRAFORM_PLUGIN_CACHE, dag.cache_volume("terraform-plugin-cache"))
         .with_env_variable("TF_PLUGIN_CACHE_DIR", TERRAFORM_PLUGIN_CACHE)
         .with_env_variable("TF_IN_AUTOMATION", "1")
@@ -113,11 +171,17 @@ def terraform_container(infra: dagger.Directory) -> dagger.Container:
     )
 
 
-def actionlint_container(source: dagger.Directory) -> dagger.Container:
-    """actionlint in the repository root, where it finds .github/workflows."""
+def actionlint_container(
+    workflows: dagger.Directory, image: str = ACTIONLINT_IMAGE
+) -> dagger.Container:
+    """actionlint with the workflows at /repo/.github/workflows, run from /repo.
+
+    There is no .git in here (the source leaves it out), so actionlint finds no project by
+    itself: the check names the workflow files (checks.actionlint_command).
+    """
     return (
         dag.container()
-        .from_(ACTIONLINT_IMAGE)
-        .with_directory("/repo/.github", source.directory(".github"))
-        .with_workdir("/repo")
+        .from_(image)
+        .with_directory(f"{ACTIONLINT_ROOT}/{checks.WORKFLOWS}", workflows)
+        .with_workdir(ACTIONLINT_ROOT)
     )

@@ -21,7 +21,7 @@ class StepResult:
     name: str
     passed: bool
     seconds: float
-    detail: str = ""  # for a failure: the command and the tail of its stderr
+    detail: str = ""  # for a failure: the command and the tail of its output
     skipped: bool = False
 
     @property
@@ -32,6 +32,12 @@ class StepResult:
 def tail(text: str, lines: int = STDERR_TAIL_LINES) -> str:
     """The last `lines` lines of a command's output (where its error is)."""
     return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def output_tail(stdout: str, stderr: str, lines: int = STDERR_TAIL_LINES) -> str:
+    """The end of both streams of a failed command: pytest, ruff and black report on stdout,
+    most other tools on stderr, and noise on one must not hide the failure on the other."""
+    return "\n".join(tail(text, lines) for text in (stdout, stderr) if text and text.strip())
 
 
 def steps_table(steps: list[StepResult]) -> str:

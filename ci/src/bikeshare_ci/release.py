@@ -1,0 +1,402 @@
+"""The release functions, reachable only through `with-aws-oidc` or `with-aws-keys`.
+
+`Release` carries the credentials, so a release function without them cannot even be typed:
+`dagger call with-aws-keys ... deploy ...`. Every function here changes or reads AWS, so none is
+ever served from Dagger's cache. The work itself is the `bikeshare` CLI from src/.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable
+from typing import Annotated, TypeVar
+
+import dagger
+from dagger import Doc, ReturnType, dag, function, object_type
+
+from . import containers
+from .aws import AwsAccess
+from .report import (
+    FAILED,
+    OUTCOME_FILE,
+    SUCCEEDED,
+    SUMMARY_FILE,
+    StepResult,
+    output_tail,
+    reproduce_line,
+    run_report,
+)
+
+PLATFORM = "linux/amd64"  # ml.m5.* instances are x86-64
+REPORT_DIR = "/run/bikeshare"  # where release commands write their Markdown report
+REPORT_FILE = f"{REPORT_DIR}/report.md"
+# A path, not a password: ecr-login writes the password here; it never reaches stdout.
+ECR_LOGIN_DIR = "/run/ecr"
+ECR_PASSWORD_FILE = f"{ECR_LOGIN_DIR}/password"  # nosec B105
+#: The tag publish would use without --git-sha or --tag: refused, since ECR tags are immutable.
+UNSET_GIT_SHA = "dev"
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+T = TypeVar("T")
+
+
+def by_digest(reference: str) -> str:
+    """`REPO@sha256:...`: one form for a first push and for a re-run that finds the tag.
+
+    The engine's publish keeps the tag (`reference.WithDigest` on the parsed name), while
+    `bikeshare image-digest` prints the digest form; CreateModel and the release records get
+    the same string either way.
+    """
+    name, at, digest = reference.strip().partition("@")
+    if not at or not _DIGEST.fullmatch(digest) or "/" not in name:
+        raise ValueError(f"{reference!r} is not an image reference with a sha256 digest")
+    # A tag can only follow the last path component; a registry's port is in the first.
+    path, _, last = name.rpartition("/")
+    return f"{path}/{last.partition(':')[0]}@{digest}"
+
+
+@object_type
+class Release:
+    """Release functions with AWS credentials: publish, upload-model, deploy, smoke, status,
+    logs, rollback, promote and cd-staging."""
+
+    source: Annotated[dagger.Directory, Doc("The repository")]
+    git_sha: Annotated[str, Doc("Commit being released")]
+    github_repository: Annotated[str, Doc("OWNER/NAME on GitHub, for reproduce lines")]
+    base_image: Annotated[str, Doc("Python base image of the tools and serving images")]
+    aws: Annotated[AwsAccess, Doc("How the release containers reach AWS")]
+
+    @function(cache="never")
+    async def publish(
+        self,
+        repository_url: Annotated[
+            str, Doc("ECR repository URL, e.g. 123456789012.dkr.ecr.ca-central-1.amazonaws.com/x")
+        ],
+        tag: Annotated[
+            str, Doc("Immutable tag (default: the first 12 characters of git-sha)")
+        ] = "",
+        platform: Annotated[str, Doc("Target platform of the image")] = PLATFORM,
+    ) -> str:
+        """Push the serving image with Docker v2 media types (SageMaker rejects OCI manifests);
+        return REGISTRY/REPOSITORY@sha256:..., the existing digest if the tag exists."""
+        tag = tag or self._commit_tag()
+        repository = repository_url.partition("/")[2]
+        tools = self._tools()
+        existing = await tools.with_exec(
+            ["bikeshare", "image-digest", "--repository", repository, "--tag", tag,
+             *self.aws.cli_args()],
+            expect=ReturnType.ANY,
+        ).sync()  # fmt: skip
+        if await existing.exit_code() == 0:
+            return by_digest(await existing.stdout())
+        login_command = ["bikeshare", "ecr-login", "--password-file", ECR_PASSWORD_FILE]
+        login = await (
+            tools.with_directory(ECR_LOGIN_DIR, dag.directory())
+            .with_exec([*login_command, *self.aws.cli_args()])
+            .sync()
+        )
+        registry = (await login.stdout()).strip()
+        password = dag.set_secret(
+            f"ecr-password-{registry}", await login.file(ECR_PASSWORD_FILE).contents()
+        )
+        image = await containers.labelled_serving_image(
+            self.source, self.base_image, platform, self.git_sha, self.github_repository
+        )
+        published = await image.with_registry_auth(registry, "AWS", password).publish(
+            f"{repository_url}:{tag}", media_types=dagger.ImageMediaTypes.DockerMediaTypes
+        )
+        return by_digest(published)
+
+    @function(cache="never")
+    async def upload_model(
+        self,
+        bucket: Annotated[str, Doc("S3 bucket for model archives (Terraform output model_bucket)")],
+        model: Annotated[
+            dagger.File | None, Doc("model.tar.gz (default: one trained from this commit)")
+        ] = None,
+        prefix: Annotated[str, Doc("Key prefix; archives land under PREFIX/SHA256/")] = "models",
+    ) -> str:
+        """Upload a packaged model under its sha256 (idempotent) and return its s3:// URI."""
+        archive = model or containers.trained_model(
+            containers.tools_container(self.source, self.base_image)
+        )
+        uploaded = (
+            self._tools()
+            .with_mounted_file("/input/model.tar.gz", archive)
+            .with_exec(["bikeshare", "upload-model", "/input/model.tar.gz", "--bucket", bucket,
+                        "--prefix", prefix, "--git-sha", self.git_sha, *self.aws.cli_args()])
+        )  # fmt: skip
+        return (await uploaded.stdout()).strip()
+
+    @function(cache="never")
+    async def deploy(
+        self,
+        endpoint_name: Annotated[str, Doc("SageMaker endpoint, e.g. bikeshare-staging")],
+        image_uri: Annotated[str, Doc("Serving image by digest (what publish returns)")],
+        model_data: Annotated[str, Doc("s3:// URI of model.tar.gz (what upload-model returns)")],
+        instance_type: Annotated[str, Doc("e.g. ml.m5.large")],
+        execution_role_arn: Annotated[str, Doc("SageMaker execution role (Terraform output)")],
+        alarms: Annotated[
+            list[str] | None, Doc("CloudWatch alarms that roll the update back")
+        ] = None,
+        strategy: Annotated[str, Doc("all-at-once, canary or linear")] = "all-at-once",
+        instance_count: Annotated[int, Doc("Instances behind the endpoint")] = 1,
+        dry_run: Annotated[bool, Doc("Print the plan and change nothing")] = False,
+    ) -> dagger.Directory:
+        """Blue/green deploy, verify, smoke-test, roll back on failure; returns summary.md and
+        outcome (`deploy ... export --path run`)."""
+        args = ["deploy", "--image-uri", image_uri, "--model-data", model_data,
+                *self._rollout_args(endpoint_name, instance_type, execution_role_arn, alarms,
+                                    strategy, instance_count, dry_run)]  # fmt: skip
+        step, report = await self._release_command("deploy", args)
+        chain = self._with_laptop_keys("deploy", endpoint_name=endpoint_name, image_uri=image_uri,
+                                       model_data=model_data, instance_type=instance_type,
+                                       execution_role_arn=execution_role_arn, alarms=alarms,
+                                       strategy=strategy, instance_count=instance_count,
+                                       dry_run=True)  # fmt: skip
+        return self._run_directory(f"deploy to {endpoint_name}", [step], [report], chain)
+
+    @function(cache="never")
+    async def promote(
+        self,
+        from_endpoint: Annotated[str, Doc("The staging endpoint whose release is promoted")],
+        endpoint_name: Annotated[str, Doc("The production endpoint, e.g. bikeshare-prod")],
+        instance_type: Annotated[str, Doc("e.g. ml.m5.large")],
+        execution_role_arn: Annotated[str, Doc("SageMaker execution role (Terraform output)")],
+        alarms: Annotated[
+            list[str] | None, Doc("CloudWatch alarms that roll the update back")
+        ] = None,
+        override_model_data: Annotated[
+            str, Doc("s3:// model.tar.gz to promote instead of the one staging serves")
+        ] = "",
+        strategy: Annotated[str, Doc("all-at-once, canary or linear")] = "all-at-once",
+        instance_count: Annotated[int, Doc("Instances behind the endpoint")] = 1,
+        dry_run: Annotated[bool, Doc("Show what would be promoted and change nothing")] = False,
+    ) -> dagger.Directory:
+        """Deploy to production exactly what staging serves (image digest, model data) with the
+        same verification, smoke test and rollback; returns summary.md and outcome."""
+        args = ["promote", "--from-endpoint", from_endpoint,
+                *(["--override-model-data", override_model_data] if override_model_data else []),
+                *self._rollout_args(endpoint_name, instance_type, execution_role_arn, alarms,
+                                    strategy, instance_count, dry_run)]  # fmt: skip
+        step, report = await self._release_command("promote", args)
+        chain = self._with_laptop_keys("promote", from_endpoint=from_endpoint,
+                                       endpoint_name=endpoint_name, instance_type=instance_type,
+                                       execution_role_arn=execution_role_arn, alarms=alarms,
+                                       override_model_data=override_model_data,
+                                       strategy=strategy, instance_count=instance_count,
+                                       dry_run=True)  # fmt: skip
+        return self._run_directory(f"promote to {endpoint_name}", [step], [report], chain)
+
+    @function(cache="never")
+    async def rollback(
+        self,
+        endpoint_name: Annotated[str, Doc("The endpoint to roll back")],
+        to_config: Annotated[
+            str, Doc("Endpoint config to serve (default: the previous verified release)")
+        ] = "",
+    ) -> dagger.Directory:
+        """Point the endpoint back at a previous config and verify it serves it."""
+        args = ["rollback", "--endpoint-name", endpoint_name,
+                *(["--to-config", to_config] if to_config else [])]  # fmt: skip
+        step, report = await self._release_command("rollback", args)
+        chain = self._with_laptop_keys("status", endpoint_name=endpoint_name)
+        return self._run_directory(f"rollback of {endpoint_name}", [step], [report], chain)
+
+    @function(cache="never")
+    async def smoke(self, endpoint_name: Annotated[str, Doc("The endpoint to invoke")]) -> str:
+        """Invoke the endpoint with its model's own serving example and check the answer."""
+        return await self._bikeshare(["smoke", "--endpoint-name", endpoint_name])
+
+    @function(cache="never")
+    async def status(self, endpoint_name: Annotated[str, Doc("The endpoint to describe")]) -> str:
+        """What the endpoint serves now, what it served before, and the deployment record."""
+        return await self._bikeshare(["status", "--endpoint-name", endpoint_name])
+
+    @function(cache="never")
+    async def logs(
+        self,
+        endpoint_name: Annotated[str, Doc("The endpoint whose container logs to print")],
+        since: Annotated[str, Doc("How far back: 45s, 30m, 2h, 1d")] = "30m",
+    ) -> str:
+        """The endpoint's CloudWatch logs since --since."""
+        return await self._bikeshare(["logs", "--endpoint-name", endpoint_name, "--since", since])
+
+    @function(cache="never")
+    async def cd_staging(
+        self,
+        repository_url: Annotated[str, Doc("ECR repository URL (Terraform output)")],
+        endpoint_name: Annotated[str, Doc("The staging endpoint, e.g. bikeshare-staging")],
+        instance_type: Annotated[str, Doc("e.g. ml.m5.large")],
+        execution_role_arn: Annotated[str, Doc("SageMaker execution role (Terraform output)")],
+        model_bucket: Annotated[str, Doc("S3 bucket for model archives (Terraform output)")] = "",
+        model_data: Annotated[
+            str, Doc("s3:// model.tar.gz to deploy instead of training one from this commit")
+        ] = "",
+        alarms: Annotated[
+            list[str] | None, Doc("CloudWatch alarms that roll the update back")
+        ] = None,
+        strategy: Annotated[str, Doc("all-at-once, canary or linear")] = "all-at-once",
+        platform: Annotated[str, Doc("Target platform of the image")] = PLATFORM,
+    ) -> dagger.Directory:
+        """Build, publish, upload the model, deploy blue/green, verify, smoke-test and roll back
+        on failure; returns summary.md (the job summary) and outcome, also when it failed."""
+        steps: list[StepResult] = []
+        reports: list[str] = []
+        image_uri = await _step(
+            steps, "build and publish image", self.publish(repository_url, platform=platform)
+        )
+        if model_data:
+            uri = model_data
+        elif not model_bucket:
+            uri = None
+            steps.append(
+                StepResult(
+                    "upload model",
+                    False,
+                    0.0,
+                    "pass --model-bucket or --model-data: there is no model to deploy",
+                )
+            )
+        else:
+            uri = await _step(steps, "train and upload model", self.upload_model(model_bucket))
+        if image_uri is None or uri is None:
+            steps.append(StepResult("deploy, verify, smoke", False, 0.0, skipped=True))
+        else:
+            args = ["deploy", "--image-uri", image_uri, "--model-data", uri,
+                    *self._rollout_args(endpoint_name, instance_type, execution_role_arn,
+                                        alarms, strategy, 1, False)]  # fmt: skip
+            step, report = await self._release_command("deploy, verify, smoke", args)
+            steps.append(step)
+            reports.append(report)
+        return self._run_directory(f"cd-staging to {endpoint_name}", steps, reports, "rehearse")
+
+    # ---- helpers (not functions) ---------------------------------------------------------------
+
+    def _commit_tag(self) -> str:
+        if self.git_sha == UNSET_GIT_SHA:
+            raise ValueError(
+                "publish needs the commit: pass --git-sha=COMMIT before the first function, or "
+                "--tag=TAG to publish; ECR tags are immutable, so a fixed 'dev' tag would return "
+                "the first image ever pushed under it"
+            )
+        return self.git_sha[:12]
+
+    def _tools(self) -> dagger.Container:
+        """The tools container with credentials and a per-call token: never a cache replay."""
+        tools = self.aws.apply(containers.tools_container(self.source, self.base_image))
+        return containers.with_run_token(tools, uuid.uuid4().hex)
+
+    async def _bikeshare(self, args: list[str]) -> str:
+        return await self._tools().with_exec(["bikeshare", *args, *self.aws.cli_args()]).stdout()
+
+    def _rollout_args(
+        self,
+        endpoint_name: str,
+        instance_type: str,
+        execution_role_arn: str,
+        alarms: list[str] | None,
+        strategy: str,
+        instance_count: int,
+        dry_run: bool,
+    ) -> list[str]:
+        """The `bikeshare deploy|promote` options both share."""
+        alarm_args = [arg for name in alarms or [] if name for arg in ("--alarm", name)]
+        return [
+            "--endpoint-name", endpoint_name, "--instance-type", instance_type,
+            "--role-arn", execution_role_arn, "--strategy", strategy,
+            "--instance-count", str(instance_count), *alarm_args, "--git-sha", self.git_sha,
+            *(["--dry-run"] if dry_run else []),
+        ]  # fmt: skip
+
+    async def _release_command(self, name: str, args: list[str]) -> tuple[StepResult, str]:
+        """Run a release command; its Markdown report and outcome, also when it failed."""
+        started = time.monotonic()
+        ran = await (
+            self._tools()
+            .with_directory(REPORT_DIR, dag.directory())
+            .with_exec(
+                ["bikeshare", *args, "--report", REPORT_FILE, *self.aws.cli_args()],
+                expect=ReturnType.ANY,
+            )
+            .sync()
+        )
+        code = await ran.exit_code()
+        seconds = time.monotonic() - started
+        files = await ran.directory(REPORT_DIR).entries()
+        report = await ran.file(REPORT_FILE).contents() if files else ""
+        detail = ""
+        if code != 0:
+            output = output_tail(await ran.stdout(), await ran.stderr())
+            detail = f"bikeshare {args[0]} exited {code}:\n{output}"
+        return StepResult(name, code == 0, seconds, detail), report
+
+    def _with_laptop_keys(self, function: str, **arguments: object) -> str:
+        """`function --name=value ...` after a laptop's credentials, for the reproduce line.
+
+        No --session-token: `env://` fails when the variable is unset, and long-lived keys have
+        none; the report says to add it for temporary (SSO) keys.
+        """
+        keys = (
+            "with-aws-keys --access-key-id=env://AWS_ACCESS_KEY_ID "
+            f"--secret-access-key=env://AWS_SECRET_ACCESS_KEY --region={self.aws.region}"
+        )
+        flags = [_flag(name, value) for name, value in arguments.items()]
+        return " ".join([keys, function, *(flag for flag in flags if flag)])
+
+    def _run_directory(
+        self, title: str, steps: list[StepResult], reports: list[str], chain: str
+    ) -> dagger.Directory:
+        """summary.md and outcome: what the workflows put in the job summary and fail on."""
+        ok = all(s.passed or s.skipped for s in steps)
+        real = (
+            "With temporary keys (an SSO session), add "
+            "`--session-token=env://AWS_SESSION_TOKEN` after `with-aws-keys`. A real re-run "
+            "needs AWS access and no `--dry-run`; production changes only through the approved "
+            "GitHub workflow."
+        )
+        summary = run_report(
+            title,
+            steps,
+            reports,
+            reproduce_line(self.github_repository, self.git_sha, chain),
+            real,
+        )
+        return (
+            dag.directory()
+            .with_new_file(SUMMARY_FILE, summary)
+            .with_new_file(OUTCOME_FILE, SUCCEEDED if ok else FAILED)
+        )
+
+
+def _flag(name: str, value: object) -> str:
+    """One `dagger call` flag as a person types it ('' when the value is unset)."""
+    option = "--" + name.replace("_", "-")
+    if value is True:
+        return option
+    if value in ("", None, False) or value == []:
+        return ""
+    shown = ",".join(value) if isinstance(value, list) else value
+    return f"{option}={shown}"
+
+
+async def _step(steps: list[StepResult], name: str, work: Awaitable[T]) -> T | None:
+    """Run one CD step after the previous ones passed; record its result and duration."""
+    if any(not s.passed for s in steps):
+        steps.append(StepResult(name, False, 0.0, skipped=True))
+        work.close()  # type: ignore[attr-defined]  # the coroutine never runs
+        return None
+    started = time.monotonic()
+    try:
+        value = await work
+    except dagger.ExecError as error:
+        detail = f"$ {' '.join(error.command)}\n{output_tail(error.stdout, error.stderr)}"
+        steps.append(StepResult(name, False, time.monotonic() - started, detail))
+        return None
+    except Exception as error:  # the report says what failed, and the job fails
+        steps.append(StepResult(name, False, time.monotonic() - started, str(error)))
+        return None
+    steps.append(StepResult(name, True, time.monotonic() - started))
+    return value
