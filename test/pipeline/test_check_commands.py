@@ -1,9 +1,12 @@
-"""Every command a Dagger check runs, run for real: natively on the repository, and (with Docker)
-inside the tools container built from the same Dockerfile target the module builds.
+"""Every command a Dagger check runs, run for real in the directory layout its container gives it:
+natively on a copy of the source as the module's constructor sees it (no .git, no .venv), the
+actionlint command on a directory holding only .github/workflows (its container's layout), and
+(with Docker) inside the tools container built from the same Dockerfile target the module builds.
 
-Commands whose tool cannot be had here are listed in the README: actionlint and Terraform run
-only from their images in the module; pip-audit cannot reach a vulnerability database, so it is
-checked to fail closed (`--strict`) instead of reporting a false "no known vulnerabilities".
+Terraform runs only from its image in the module (`fmt` also natively where it is installed);
+pip-audit cannot reach a vulnerability database here, so it is checked to fail closed
+(`--strict`) instead of reporting a false "no known vulnerabilities". actionlint is a Go module:
+`.ci/run` installs it with `go install`, pinned to the module's image version.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from bikeshare_ci import checks
+from bikeshare_ci import checks, containers
 from bikeshare_ci.main import SOURCE_IGNORE
 from support import docker_or_skip
+from support.container_files import TOOLS_IMAGE_DIRS
 from support.dagger_plans import ROOT
 from support.images import build_tools_image, docker
 
@@ -29,18 +33,78 @@ ELSEWHERE = {checks.CHECKOV}
 NATIVE = [c for c in (*checks.LINT, *checks.SECURITY) if c not in ELSEWHERE | {checks.PIP_AUDIT}]
 
 
-def run_natively(command: tuple[str, ...], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def run_natively(
+    command: tuple[str, ...], tmp_path: Path, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
     args = [arg.replace(checks.LOCKED_REQUIREMENTS, str(tmp_path / "req.txt")) for arg in command]
     environment = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(
-        args, cwd=ROOT, env=environment, capture_output=True, text=True, check=False, timeout=600
+        args, cwd=cwd, env=environment, capture_output=True, text=True, check=False, timeout=600
     )
 
 
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """/workspace as the tools container has it: the source without SOURCE_IGNORE."""
+    return copy_of_the_source(tmp_path_factory.mktemp("workspace") / "workspace")
+
+
 @pytest.mark.parametrize("command", NATIVE, ids=lambda c: " ".join(c[:2]))
-def test_the_check_command_passes_on_the_repository(command: tuple, tmp_path: Path) -> None:
-    result = run_natively(command, tmp_path)
+def test_the_check_command_passes_in_the_containers_layout(
+    command: tuple, tmp_path: Path, workspace: Path
+) -> None:
+    result = run_natively(command, tmp_path, cwd=workspace)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def actionlint_or_skip() -> str:
+    """The actionlint binary, at the module image's version; .ci/run installs it (go install)."""
+    found = shutil.which("actionlint") or shutil.which(Path.home() / "go/bin/actionlint")
+    if found is None:
+        if os.environ.get("BIKESHARE_REQUIRE_ACTIONLINT") == "1":
+            pytest.fail("BIKESHARE_REQUIRE_ACTIONLINT=1 but actionlint is not installed")
+        pytest.skip("actionlint is not installed (go install github.com/rhysd/actionlint/...)")
+    return str(found)
+
+
+@pytest.fixture(scope="module")
+def actionlint_layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """/repo as the actionlint container has it: .github/workflows and nothing else."""
+    repo = tmp_path_factory.mktemp("actionlint") / "repo"
+    shutil.copytree(ROOT / checks.WORKFLOWS, repo / checks.WORKFLOWS)
+    return repo
+
+
+def test_actionlint_is_the_modules_image_version() -> None:
+    version = subprocess.run(
+        [actionlint_or_skip(), "-version"], capture_output=True, text=True, check=True
+    ).stdout.split()[0]
+    image_tag = containers.ACTIONLINT_IMAGE.split("@")[0].rsplit(":", 1)[1]
+    assert version == f"v{image_tag}"
+
+
+def test_the_actionlint_command_passes_in_its_containers_layout(actionlint_layout: Path) -> None:
+    binary = actionlint_or_skip()
+    entries = [p.name for p in (actionlint_layout / checks.WORKFLOWS).iterdir()]
+    command = checks.actionlint_command(entries)
+    ran = subprocess.run(
+        [binary, *command[1:]], cwd=actionlint_layout, capture_output=True, text=True, check=False
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert len(command) - 2 == len(list((ROOT / checks.WORKFLOWS).glob("*.yml")))
+
+
+def test_actionlint_without_files_fails_in_that_layout(actionlint_layout: Path) -> None:
+    """The command the module ran before: no .git there, so actionlint finds no project."""
+    ran = subprocess.run(
+        [actionlint_or_skip(), "-verbose"],
+        cwd=actionlint_layout,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ran.returncode != 0
+    assert "no project was found in any parent directories" in ran.stdout + ran.stderr
 
 
 def test_pip_audit_fails_closed_when_it_cannot_audit(tmp_path: Path) -> None:
@@ -96,7 +160,10 @@ def test_every_check_command_passes_inside_the_tools_container(tmp_path: Path) -
         checks.pytest_command(checks.TOOLS_CONTAINER_MARKER, reports="/tmp/reports"),
         checks.REHEARSAL,  # no Docker in there: endpoints run as `bikeshare serve`
     ]
-    script = "set -e; mkdir -p /audit /tmp/reports; " + "; ".join(shlex.join(c) for c in commands)
+    # The other side of support/container_files.py: the directories plans rely on are there.
+    image_dirs = "for d in " + shlex.join(TOOLS_IMAGE_DIRS) + '; do test -d "$d"; done; '
+    script = "set -e; " + image_dirs + "mkdir -p /audit /tmp/reports; "
+    script += "; ".join(shlex.join(c) for c in commands)
     ran = docker(
         "run", "--rm", "-v", f"{source}:/workspace", *ca_env, image, "sh", "-c", script,
         check=False, timeout=1500,

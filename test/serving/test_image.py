@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from support import REPORT_LINES, extract, free_port, run_cli, wait_for_ping
+from support.container_files import SERVING_IMAGE_DIRS
 from support.images import docker
 
 RUNBOOK_PAYLOAD = (
@@ -146,6 +147,19 @@ def test_image_metadata_follows_the_byoc_contract(serving_image: str) -> None:
     assert "8080/tcp" in config["ExposedPorts"]
     assert config["Entrypoint"] == ["bikeshare"]
     assert config["User"] == "model-server"
+
+
+def test_image_has_the_directories_the_offline_engine_assumes(serving_image: str) -> None:
+    """The other side of support/container_files.py: what plans may rely on being there."""
+    missing = docker(
+        "run", "--rm", "--entrypoint", "sh", serving_image, "-c",
+        'for d in "$@"; do test -d "$d" || echo "$d"; done', "sh", *SERVING_IMAGE_DIRS,
+    ).stdout.split()  # fmt: skip
+    assert missing == []
+    healthcheck = json.loads(
+        docker("image", "inspect", serving_image, "--format", "{{json .Config.Healthcheck}}").stdout
+    )
+    assert healthcheck["Test"][0] == "CMD", "exec form: the module re-applies it as args"
 
 
 def test_image_declares_the_model_runtime_it_really_carries(serving_image: str) -> None:

@@ -107,14 +107,16 @@ class OfflineEngine:
         return [plan for plan in self.executed if plan and plan[-1].name == name]
 
 
-def exec_error(command: list[str], stderr: str, exit_code: int = 1) -> dagger.ExecError:
+def exec_error(
+    command: list[str], stderr: str, exit_code: int = 1, stdout: str = ""
+) -> dagger.ExecError:
     """The error the SDK raises for a failed exec, as the engine reports it."""
     from dagger._exceptions import QueryErrorValue
 
     value = QueryErrorValue(
         message=f"process {command} did not complete successfully: exit code: {exit_code}",
         extensions={"_type": "EXEC_ERROR", "cmd": command, "exitCode": exit_code,
-                    "stdout": "", "stderr": stderr},
+                    "stdout": stdout, "stderr": stderr},
     )  # fmt: skip
     return dagger.ExecError([value], SimpleNamespace(document=None))
 
