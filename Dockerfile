@@ -12,9 +12,13 @@ ARG BASE_IMAGE=python:3.11-slim@sha256:90744cff8f32887f075c47d747a173ff333e9e988
 # uv, pinned to the version that wrote uv.lock; both stages below install exactly the lock with it.
 FROM ${BASE_IMAGE} AS uv
 ARG UV_VERSION=0.13.9
+# UV_SYSTEM_CERTS: trust the system's certificate store, not uv's bundled roots, so a proxy's CA
+# works wherever the system trusts it (Dagger's engine installs its CA certificates there; uv's
+# own roots made the first engine build fail with "invalid peer certificate: UnknownIssuer").
 ENV UV_PROJECT_ENVIRONMENT=/opt/venv \
     UV_LINK_MODE=copy \
-    UV_PYTHON_DOWNLOADS=never
+    UV_PYTHON_DOWNLOADS=never \
+    UV_SYSTEM_CERTS=1
 # build-ca* matches nothing in a normal build. Test machines that reach PyPI through an
 # intercepting proxy drop their CA bundle there as build-ca.pem; it never reaches the final stage.
 COPY pyproject.toml uv.lock build-ca* /build/
@@ -37,8 +41,10 @@ RUN set -eu; \
 RUN set -eu; \
     if [ -f build-ca.pem ]; then export SSL_CERT_FILE=/build/build-ca.pem; fi; \
     /opt/uv/bin/uv sync --no-cache --locked --no-install-project --all-extras
+# REQUESTS_CA_BUNDLE: pip-audit (requests) trusts the system's store too, not certifi's copy.
 ENV PATH=/opt/venv/bin:/opt/uv/bin:$PATH \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 WORKDIR /workspace
 
 FROM uv AS build

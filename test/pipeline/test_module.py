@@ -103,10 +103,16 @@ def test_the_module_is_what_dagger_init_lays_out_and_is_pinned() -> None:
     layout = ["pyproject.toml", ".gitignore", ".gitattributes", "src/bikeshare_ci/__init__.py",
               "src/bikeshare_ci/main.py"]  # fmt: skip
     assert all((ROOT / "ci" / path).is_file() for path in layout)
-    assert (ROOT / "ci/.gitignore").read_text().split() == ["/.venv", "/**/__pycache__", "/sdk"]
-    assert not (ROOT / "ci/uv.lock").exists(), "written by the engine, never by hand"
+    assert (ROOT / "ci/.gitignore").read_text().split() == [
+        "/.venv", "/**/__pycache__", "/sdk", "/.env",
+    ]  # fmt: skip
     assert (
         'dagger-io = { path = "sdk", editable = true }' in (ROOT / "ci/pyproject.toml").read_text()
+    )
+    # The runtime installs exactly this lock (`uv sync`); without it, an unpinned `uv pip install`.
+    module_lock = (ROOT / "ci/uv.lock").read_text()
+    assert '[package.metadata]\nrequires-dist = [{ name = "dagger-io", editable = "sdk" }]' in (
+        module_lock
     )
     lock = (ROOT / "uv.lock").read_text()
     assert re.search(r'name = "dagger-io"\nversion = "0\.21\.8"', lock), "SDK = engine = schema"
