@@ -34,9 +34,14 @@ def available() -> bool:
 class LocalRegistry:
     """docker-registry on a free loopback port with basic auth, storage in a temp dir."""
 
-    def __init__(self) -> None:
+    def __init__(self, listen_host: str = "127.0.0.1", advertised_host: str = "") -> None:
+        """Listen on `listen_host`; ECR's token names `advertised_host` (default: the same),
+        the address a Dagger engine and its containers use to reach this machine."""
         self.root = Path(tempfile.mkdtemp(prefix="standin-registry-"))
-        self.address = f"127.0.0.1:{free_port()}"
+        port = free_port()
+        self._listen = f"{listen_host}:{port}"
+        self._local = f"127.0.0.1:{port}" if listen_host == "0.0.0.0" else self._listen
+        self.address = f"{advertised_host or listen_host}:{port}"
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> LocalRegistry:
@@ -50,7 +55,7 @@ class LocalRegistry:
             "log: {level: warn}\n"
             f"storage: {{filesystem: {{rootdirectory: {self.root / 'data'}}}, "
             "delete: {enabled: true}}\n"
-            f"http: {{addr: '{self.address}'}}\n"
+            f"http: {{addr: '{self._listen}'}}\n"
             f"auth: {{htpasswd: {{realm: standin, path: {self.root / 'htpasswd'}}}}}\n"
         )
         self._process = subprocess.Popen(
@@ -61,7 +66,7 @@ class LocalRegistry:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"http://{self.address}/v2/", timeout=1).status_code == 401:
+                if httpx.get(f"http://{self._local}/v2/", timeout=1).status_code == 401:
                     return self
             except httpx.TransportError:
                 time.sleep(0.05)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
 import tarfile
@@ -89,6 +90,7 @@ class DockerRunner:
         model_dir = unpack_model(self.model_archive, self._workdir)
         for path in (self._workdir, model_dir):
             path.chmod(0o755)  # the image runs as a non-root user
+        _STARTED_CONTAINERS.append(self.variant)
         pulled = _docker("pull", "--quiet", self.image)
         if pulled.returncode != 0:
             raise VariantFailed(
@@ -98,6 +100,8 @@ class DockerRunner:
         started = _docker(
             "run",
             "-d",
+            "--label",
+            OWNER_LABEL,
             "-v",
             f"{model_dir}:/opt/ml/model:ro",
             "-p",
@@ -127,6 +131,23 @@ class DockerRunner:
             _docker("rm", "-f", self._container)
             self._container = ""
         shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+#: Every endpoint container this process starts carries it, so stopping the stand-in removes
+#: them all, even one a rollout thread was still starting.
+OWNER_LABEL = f"bikeshare-standin.owner={os.getpid()}"
+_STARTED_CONTAINERS: list[str] = []  # variants this process ran with Docker: sweep only then
+
+
+def remove_owned_containers() -> list[str]:
+    """Remove every container this stand-in process started; their ids."""
+    if not _STARTED_CONTAINERS:
+        return []
+    listed = _docker("ps", "--all", "--quiet", "--filter", f"label={OWNER_LABEL}")
+    ids = listed.stdout.split() if listed.returncode == 0 else []
+    if ids:
+        _docker("rm", "--force", *ids)
+    return ids
 
 
 def _docker(*args: str) -> subprocess.CompletedProcess[str]:

@@ -31,7 +31,7 @@ from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
 from standin.registry import PASSWORD as REGISTRY_PASSWORD
 from standin.registry import USERNAME as REGISTRY_USER
-from standin.runners import ProcessRunner, VariantFailed
+from standin.runners import ProcessRunner, VariantFailed, remove_owned_containers
 
 
 class ModelError(JsonRESTError):
@@ -76,6 +76,7 @@ class StandInState:
                 for runner in runners:
                     runner.stop()
             self.runners.clear()
+            remove_owned_containers()
             self.faults = Faults()
             self.health_timeout = 60.0
 

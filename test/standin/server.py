@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import Callable, Iterable
@@ -133,12 +134,14 @@ def _reset_moto() -> None:
 class StandIn:
     """The stand-in, run in this process on a free loopback port."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, quiet: bool = True) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, quiet: bool = True, advertised_host: str = ""
+    ) -> None:
         sagemaker.install()
         if quiet:  # one line per AWS call drowns test failure output
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
         app = ControlApp(DomainDispatcherApplication(create_backend_app))
-        self.registry = LocalRegistry() if registry_available() else None
+        self.registry = LocalRegistry(host, advertised_host) if registry_available() else None
         self._server: BaseWSGIServer = make_server(
             host, port, app, threaded=True, request_handler=MotoRequestHandler
         )
@@ -165,16 +168,29 @@ class StandIn:
             sagemaker.STATE.registry = None
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         prog="python test/standin",
         description="Local AWS stand-in (moto + SageMaker UpdateEndpoint, transitions, serving "
         "endpoints, fault injection). Point tools at it with AWS_ENDPOINT_URL.",
     )
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument(
+        "--advertise",
+        default="",
+        metavar="HOST",
+        help="the address ECR's login names for the registry (default: --host): with --host "
+        "0.0.0.0, an address a Dagger engine's containers reach this machine at, e.g. 172.17.0.1",
+    )
     args = parser.parse_args()
-    standin = StandIn(args.host, args.port, quiet=False)
+    standin = StandIn(args.host, args.port, quiet=False, advertised_host=args.advertise)
+    # `kill` (SIGTERM) cleans up like Ctrl-C: endpoint containers and the registry child stop.
+    signal.signal(signal.SIGTERM, _interrupt)
     if standin.registry is not None:
         standin.registry.start()
         sagemaker.STATE.registry = standin.registry.address
