@@ -52,6 +52,7 @@ from support.dagger_plans import ROOT, OfflineEngine, calls, exec_error, steps
 pytestmark = [pytest.mark.anyio, pytest.mark.tools_container]
 ROLE = "arn:aws:iam::123456789012:role/bikeshare-sagemaker-execution"
 MODEL_DATA = "s3://bikeshare-models/models/" + "cd" * 32 + "/model.tar.gz"
+ENDPOINT = "http://172.17.0.1:4566"
 
 
 def bikeshare_commands(engine: OfflineEngine) -> list[list[str]]:
@@ -119,7 +120,7 @@ def test_every_release_function_is_exercised() -> None:
     assert set(RELEASE_CALLS) == set(functions)
 
 
-@pytest.mark.parametrize("credentials", ["oidc", "keys"])
+@pytest.mark.parametrize("credentials", ["oidc", "keys", "keys-and-endpoint"])
 @pytest.mark.parametrize(("function", "kwargs"), CASES, ids=[f"{n}-{i}" for n, i in
                          itertools.chain(*[[(n, i) for i in range(len(v))]
                                            for n, v in RELEASE_CALLS.items()])])  # fmt: skip
@@ -135,12 +136,16 @@ async def test_every_release_command_line_passes_bikeshares_parser_and_paths(
         access_key_id=dag.set_secret("i", "AKIAEXAMPLE"),
         secret_access_key=dag.set_secret("k", "key"),
         region="ca-central-1",
+        endpoint_url=ENDPOINT if credentials == "keys-and-endpoint" else "",
     )  # fmt: skip
     result = await getattr(releaser, function)(**kwargs)
     commands = bikeshare_commands(engine)
     assert commands, "a release function runs bikeshare"
     for argv in commands:  # the strict engine parsed them already; this says so plainly
-        assert parse_bikeshare(argv[1:]).command == argv[1]
+        parsed = parse_bikeshare(argv[1:])
+        assert parsed.command == argv[1]
+        if credentials == "keys-and-endpoint" and hasattr(parsed, "endpoint_url"):
+            assert parsed.endpoint_url == ENDPOINT
     if isinstance(result, dagger.Directory):  # the summary is complete even on the happy path
         summary = {f.args["path"]: f.args["contents"] for f in steps(result)
                    if f.name == "withNewFile"}[SUMMARY_FILE]  # fmt: skip
@@ -279,13 +284,21 @@ def reproduce_lines(summary: str) -> list[str]:
 @pytest.mark.parametrize(("function", "kwargs"), [c for c in CASES if c[0] in
                          ("deploy", "promote", "rollback", "cd_staging")])  # fmt: skip
 async def test_every_reproduce_line_is_a_call_the_module_accepts(
-    with_oidc: Any, engine: OfflineEngine, function: str, kwargs: dict
+    pipeline: Any, engine: OfflineEngine, function: str, kwargs: dict
 ) -> None:
-    run = await getattr(with_oidc, function)(**kwargs)
+    keyed = pipeline.with_aws_keys(
+        access_key_id=dag.set_secret("i", "AKIAEXAMPLE"),
+        secret_access_key=dag.set_secret("k", "key"),
+        region="ca-central-1",
+        endpoint_url=ENDPOINT,
+    )
+    run = await getattr(keyed, function)(**kwargs)
     summary = {f.args["path"]: f.args["contents"] for f in steps(run)
                if f.name == "withNewFile"}[SUMMARY_FILE]  # fmt: skip
     (line,) = reproduce_lines(summary)
     assert dagger_call_problems(line) == []
+    if "with-aws-keys" in line:  # cd-staging's line is the rehearsal, which needs no AWS
+        assert f"--endpoint-url={ENDPOINT}" in line, "the same AWS as the run it reproduces"
     assert "env://AWS_SESSION_TOKEN" not in line, "fails wherever the variable is unset"
     assert "--session-token=env://AWS_SESSION_TOKEN" in summary, "but the report says when"
 

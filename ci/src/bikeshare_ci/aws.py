@@ -23,7 +23,7 @@ class AwsAccess:
     def apply(self, container: dagger.Container) -> dagger.Container:
         """The container with these credentials: secrets as secret variables, the rest plain."""
         container = container.with_env_variable("AWS_REGION", self.region)
-        if self.endpoint_url:  # the local AWS stand-in (rehearse)
+        if self.endpoint_url:  # LocalStack, the local stand-in, a private endpoint
             container = container.with_env_variable("AWS_ENDPOINT_URL", self.endpoint_url)
         if self.request_url is not None and self.request_token is not None:
             # `bikeshare` exchanges the Actions token for the role itself, and again before the

@@ -52,6 +52,11 @@ class CiFailed(Exception):
 #: the layer cache; `--fresh` gives them a new token so they really run.
 CHECK_CACHE = "session"
 FRESH_DOC = Doc("Run past Dagger's cache (the weekly CI run)")
+ENDPOINT_DOC = Doc(
+    "AWS API endpoint for every service instead of AWS's own: LocalStack, the local stand-in, a "
+    "private (VPC) endpoint. It is reached from containers the engine runs, so not localhost: "
+    "e.g. http://172.17.0.1:4566 for a service on a Linux Docker host"
+)
 
 
 @object_type
@@ -100,6 +105,7 @@ class BikeshareCi:
         ],
         role_arn: Annotated[str, Doc("IAM role to assume with the GitHub OIDC token")],
         region: Annotated[str, Doc("AWS region, e.g. ca-central-1")],
+        endpoint_url: Annotated[str, ENDPOINT_DOC] = "",
     ) -> Release:
         """Reach AWS with GitHub OIDC: the pipeline exchanges the Actions token for the role."""
         return self._release(
@@ -108,6 +114,7 @@ class BikeshareCi:
                 role_arn=role_arn,
                 request_url=request_url,
                 request_token=request_token,
+                endpoint_url=endpoint_url,
             )
         )
 
@@ -120,6 +127,7 @@ class BikeshareCi:
         session_token: Annotated[
             dagger.Secret | None, Doc("e.g. env://AWS_SESSION_TOKEN, for temporary keys")
         ] = None,
+        endpoint_url: Annotated[str, ENDPOINT_DOC] = "",
     ) -> Release:
         """Reach AWS with access keys (a laptop's SSO session exported as env vars)."""
         return self._release(
@@ -128,6 +136,7 @@ class BikeshareCi:
                 access_key_id=access_key_id,
                 secret_access_key=secret_access_key,
                 session_token=session_token,
+                endpoint_url=endpoint_url,
             )
         )
 

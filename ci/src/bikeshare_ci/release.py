@@ -343,6 +343,8 @@ class Release:
             "with-aws-keys --access-key-id=env://AWS_ACCESS_KEY_ID "
             f"--secret-access-key=env://AWS_SECRET_ACCESS_KEY --region={self.aws.region}"
         )
+        if self.aws.endpoint_url:  # the same AWS: LocalStack, the stand-in, a private endpoint
+            keys += f" --endpoint-url={self.aws.endpoint_url}"
         flags = [_flag(name, value) for name, value in arguments.items()]
         return " ".join([keys, function, *(flag for flag in flags if flag)])
 
