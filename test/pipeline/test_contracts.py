@@ -181,6 +181,15 @@ async def test_writing_into_a_directory_nothing_created_is_caught(
     ]
 
 
+def test_a_working_directory_exists_only_once_a_process_ran_there(pipeline: Any) -> None:
+    """The engine creates it when an exec starts (engineutil createCWD), not at withWorkdir."""
+    moved = dag.container().from_("python:3.11-slim").with_workdir("/srv/app")
+    assert replay(steps(moved.directory("/srv/app")))[1] == [
+        "reads directory /srv/app, which nothing created"
+    ]
+    assert replay(steps(moved.with_exec(["true"]).directory("/srv/app")))[1] == []
+
+
 def test_reading_a_path_nothing_created_is_caught(pipeline: Any) -> None:
     plan = steps(pipeline.tools().file("/run/bikeshare/report.md"))
     assert replay(plan)[1] == ["reads /run/bikeshare/report.md, which nothing created"]

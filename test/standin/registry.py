@@ -34,11 +34,14 @@ def available() -> bool:
 class LocalRegistry:
     """docker-registry on a free loopback port with basic auth, storage in a temp dir."""
 
-    def __init__(self, listen_host: str = "127.0.0.1", advertised_host: str = "") -> None:
-        """Listen on `listen_host`; ECR's token names `advertised_host` (default: the same),
-        the address a Dagger engine and its containers use to reach this machine."""
+    def __init__(
+        self, listen_host: str = "127.0.0.1", advertised_host: str = "", port: int = 0
+    ) -> None:
+        """Listen on `listen_host` (on `port`, or a free one); ECR's token names
+        `advertised_host` (default: the same), the address a Dagger engine and its containers
+        use to reach this machine."""
         self.root = Path(tempfile.mkdtemp(prefix="standin-registry-"))
-        port = free_port()
+        port = port or free_port()
         self._listen = f"{listen_host}:{port}"
         self._local = f"127.0.0.1:{port}" if listen_host == "0.0.0.0" else self._listen
         self.address = f"{advertised_host or listen_host}:{port}"

@@ -135,13 +135,20 @@ class StandIn:
     """The stand-in, run in this process on a free loopback port."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, quiet: bool = True, advertised_host: str = ""
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        quiet: bool = True,
+        advertised_host: str = "",
+        registry_port: int = 0,
     ) -> None:
         sagemaker.install()
         if quiet:  # one line per AWS call drowns test failure output
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
         app = ControlApp(DomainDispatcherApplication(create_backend_app))
-        self.registry = LocalRegistry(host, advertised_host) if registry_available() else None
+        self.registry = (
+            LocalRegistry(host, advertised_host, registry_port) if registry_available() else None
+        )
         self._server: BaseWSGIServer = make_server(
             host, port, app, threaded=True, request_handler=MotoRequestHandler
         )
@@ -187,8 +194,17 @@ def main() -> int:
         help="the address ECR's login names for the registry (default: --host): with --host "
         "0.0.0.0, an address a Dagger engine's containers reach this machine at, e.g. 172.17.0.1",
     )
+    parser.add_argument(
+        "--registry-port", type=int, default=0, help="the registry's port (default: a free one)"
+    )
     args = parser.parse_args()
-    standin = StandIn(args.host, args.port, quiet=False, advertised_host=args.advertise)
+    standin = StandIn(
+        args.host,
+        args.port,
+        quiet=False,
+        advertised_host=args.advertise,
+        registry_port=args.registry_port,
+    )
     # `kill` (SIGTERM) cleans up like Ctrl-C: endpoint containers and the registry child stop.
     signal.signal(signal.SIGTERM, _interrupt)
     if standin.registry is not None:

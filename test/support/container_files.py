@@ -167,11 +167,13 @@ def replay(plan: list[Field]) -> tuple[Filesystem, list[str]]:
             fs.add_file(args["path"], args.get("contents"))
         elif step.name in ("withFile", "withMountedFile", "withMountedSecret"):
             fs.add_file(args["path"])
-        elif step.name == "withWorkdir":  # the engine creates the working directory
-            fs.add_dir(args["path"])
+        elif step.name == "withWorkdir":  # created when a process starts there (createCWD)
             fs.workdir = fs.resolve(args["path"])
         elif step.name == "withExec":
+            fs.add_dir(fs.workdir)
             problems += run_command(fs, list(args["args"]))
+        elif step.name == "asService":
+            fs.add_dir(fs.workdir)
         elif step.name == "file" and not fs.has_file(args["path"]):
             problems.append(f"reads {fs.resolve(args['path'])}, which nothing created")
         elif step.name == "directory" and not fs.has_dir(args["path"]):

@@ -94,7 +94,7 @@ class BikeshareCi:
 
     # ---- credentials: each returns the release functions ---------------------------------------
 
-    @function
+    @function(cache="session")  # never persist a result that holds secret handles
     def with_aws_oidc(
         self,
         request_url: Annotated[
@@ -118,7 +118,7 @@ class BikeshareCi:
             )
         )
 
-    @function
+    @function(cache="session")  # never persist a result that holds secret handles
     def with_aws_keys(
         self,
         access_key_id: Annotated[dagger.Secret, Doc("e.g. env://AWS_ACCESS_KEY_ID")],
