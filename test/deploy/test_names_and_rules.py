@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 
+from bikeshare.deploy import registry as registry_module
 from bikeshare.deploy.compatibility import check_compatible, image_runtime
+from bikeshare.deploy.ecr import registry_login
 from bikeshare.deploy.endpoint import NAME_LIMIT, release_name, release_prefix
 from bikeshare.deploy.images import parse_image, require_digest
+from bikeshare.deploy.registry import DOCKER_MANIFEST
 from bikeshare.deploy.release import DeployRequest, check_request, deployment_config
 from bikeshare.errors import BikeshareError
 
@@ -140,3 +145,37 @@ def test_impossible_requests_are_refused_before_aws(
 ) -> None:
     with pytest.raises(BikeshareError, match=message):
         check_request(_request(**overrides))
+
+
+ECR_REGISTRY = "123456789012.dkr.ecr.ca-central-1.amazonaws.com"
+
+
+@pytest.mark.parametrize(
+    ("proxy_endpoint", "scheme", "registry"),
+    [
+        (f"https://{ECR_REGISTRY}", "https", ECR_REGISTRY),
+        ("http://172.17.0.1:5079", "http", "172.17.0.1:5079"),  # LocalStack, the stand-in
+    ],
+)  # fmt: skip
+def test_the_registry_is_reached_with_the_scheme_ecr_names(
+    proxy_endpoint: str, scheme: str, registry: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found on the first real engine run: a stand-in registry on the Docker bridge (not
+    loopback) was asked over HTTPS although ECR's login said http://."""
+    token = base64.b64encode(b"AWS:secret").decode()
+    answer = {"authorizationData": [{"authorizationToken": token, "proxyEndpoint": proxy_endpoint}]}
+    login = registry_login(SimpleNamespace(get_authorization_token=lambda: answer))
+    assert (login.registry, login.scheme, login.username) == (registry, scheme, "AWS")
+    asked: list[str] = []
+
+    def get(url: str, *_: str) -> tuple[str, bytes]:
+        asked.append(url)
+        if "/manifests/" in url:
+            return DOCKER_MANIFEST, b'{"config": {"digest": "sha256:c"}}'
+        return "application/json", b'{"config": {"Labels": {"a": "b"}}}'
+
+    monkeypatch.setattr(registry_module, "_get", get)
+    image = parse_image(f"{registry}/bikeshare-serving@sha256:{'ab' * 32}")
+    facts = registry_module.inspect_image(image, login.username, login.password, login.scheme)
+    assert facts.labels == {"a": "b"}
+    assert all(url.startswith(f"{scheme}://{registry}/v2/bikeshare-serving/") for url in asked)

@@ -18,14 +18,17 @@ class RegistryLogin:
     registry: str
     username: str
     password: str = field(repr=False)
+    scheme: str = "https"  # what ECR's proxyEndpoint says: https on AWS, http on LocalStack
 
 
 def registry_login(ecr: Any) -> RegistryLogin:
     """Decode ECR's authorization token (`base64(user:password)`) for the account's registry."""
     data = ecr.get_authorization_token()["authorizationData"][0]
     username, password = base64.b64decode(data["authorizationToken"]).decode().split(":", 1)
-    registry = data["proxyEndpoint"].removeprefix("https://").removeprefix("http://")
-    return RegistryLogin(registry=registry, username=username, password=password)
+    scheme, _, registry = data["proxyEndpoint"].rpartition("://")
+    return RegistryLogin(
+        registry=registry, username=username, password=password, scheme=scheme or "https"
+    )
 
 
 def write_secret(path: Path, secret: str) -> None:

@@ -68,9 +68,15 @@ def _get(url: str, username: str, password: str, accept: str) -> tuple[str, byte
         raise BikeshareError(f"cannot reach the image registry at {url}: {error}") from None
 
 
-def inspect_image(image: ImageReference, username: str, password: str) -> ImageFacts:
-    """The manifest media type of the pinned image and the labels of its (amd64) config."""
-    base = f"{_base_url(image.registry)}/v2/{image.repository}"
+def inspect_image(
+    image: ImageReference, username: str, password: str, scheme: str | None = None
+) -> ImageFacts:
+    """The manifest media type of the pinned image and the labels of its (amd64) config.
+
+    `scheme` is the one the registry's login named (ECR's proxyEndpoint); without it, plain
+    HTTP only for registries on this machine, as Docker does."""
+    root = f"{scheme}://{image.registry}" if scheme else _base_url(image.registry)
+    base = f"{root}/v2/{image.repository}"
     kind, body = _get(f"{base}/manifests/{image.digest}", username, password, ACCEPT)
     manifest = json.loads(body)
     media_type = manifest.get("mediaType") or kind

@@ -228,7 +228,8 @@ def _check_image(ecr: Any, request: DeployRequest, model_requirements: dict[str,
     """Docker v2 manifest, and a model runtime that can load this model; else refuse."""
     image = require_digest(request.image_uri)
     login = registry_login(ecr)
-    facts = inspect_image(image, login.username, login.password)
+    scheme = login.scheme if login.registry == image.registry else None
+    facts = inspect_image(image, login.username, login.password, scheme)
     require_docker_media_type(facts, request.image_uri)
     runtime = image_runtime(facts.labels, request.image_uri)
     check_compatible(model_requirements, runtime, request.model_data, request.image_uri)
