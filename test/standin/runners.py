@@ -11,6 +11,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from standin.registry import PASSWORD as REGISTRY_PASSWORD
+from standin.registry import USERNAME as REGISTRY_USER
 from support import extract, free_port, launch_serve, wait_for_ping
 
 # SageMaker's message when a container never answers /ping; the deploy reports it verbatim.
@@ -91,7 +93,7 @@ class DockerRunner:
         for path in (self._workdir, model_dir):
             path.chmod(0o755)  # the image runs as a non-root user
         _STARTED_CONTAINERS.append(self.variant)
-        pulled = _docker("pull", "--quiet", self.image)
+        pulled = _pull(self.image, self._workdir / "docker-config")
         if pulled.returncode != 0:
             raise VariantFailed(
                 f"Failed to pull image {self.image}: {pulled.stderr.strip()[-300:]}"
@@ -148,6 +150,19 @@ def remove_owned_containers() -> list[str]:
     if ids:
         _docker("rm", "--force", *ids)
     return ids
+
+
+def _pull(image: str, config: Path) -> subprocess.CompletedProcess[str]:
+    """Pull as SageMaker does, with the execution role's ECR access: here the stand-in
+    registry's credentials, in a Docker config of this runner's own (never ~/.docker)."""
+    registry = image.partition("/")[0]
+    config.mkdir(exist_ok=True)
+    subprocess.run(
+        ["docker", "--config", str(config), "login", registry, "--username", REGISTRY_USER,
+         "--password-stdin"],
+        input=REGISTRY_PASSWORD, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    return _docker("--config", str(config), "pull", "--quiet", image)
 
 
 def _docker(*args: str) -> subprocess.CompletedProcess[str]:
