@@ -412,3 +412,10 @@ def test_the_module_takes_its_images_as_arguments(pipeline: Any) -> None:
     assert calls(steps(local.terraform_validate()), "from") == [
         {"address": "127.0.0.1:5001/hashicorp/terraform:1.13.3"}
     ]
+
+
+def test_an_empty_base_image_is_the_pinned_default() -> None:
+    """What the workflows pass when their BASE_IMAGE variable is unset."""
+    unset = bikeshare_ci.BikeshareCi(source=dag.host().directory(str(ROOT)), base_image="")
+    (build,) = calls(steps(unset.tools()), "dockerBuild")
+    assert build["buildArgs"] == [{"name": "BASE_IMAGE", "value": containers.PYTHON_BASE}]

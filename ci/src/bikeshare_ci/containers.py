@@ -40,9 +40,12 @@ RUN_TOKEN_VARIABLE = "BIKESHARE_RUN"  # noqa: S105  # nosec B105
 
 def tools_image(source: dagger.Directory, base_image: str = PYTHON_BASE) -> dagger.Container:
     """The Dockerfile's `tools` target: the locked dev toolchain, dependencies only."""
-    return source.docker_build(
-        target="tools", build_args=[dagger.BuildArg(name="BASE_IMAGE", value=base_image)]
-    )
+    return source.docker_build(target="tools", build_args=[base_image_arg(base_image)])
+
+
+def base_image_arg(base_image: str) -> dagger.BuildArg:
+    """The Dockerfile's BASE_IMAGE; an empty value (an unset workflow variable) is the default."""
+    return dagger.BuildArg(name="BASE_IMAGE", value=base_image or PYTHON_BASE)
 
 
 def tools_container(source: dagger.Directory, base_image: str = PYTHON_BASE) -> dagger.Container:
@@ -77,7 +80,7 @@ def serving_image(
         target="serving",
         platform=dagger.Platform(platform),
         build_args=[
-            dagger.BuildArg(name="BASE_IMAGE", value=base_image),
+            base_image_arg(base_image),
             dagger.BuildArg(name="MODEL_RUNTIME", value=model_runtime),
         ],
     )

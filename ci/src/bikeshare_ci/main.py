@@ -82,8 +82,8 @@ class BikeshareCi:
     ] = ""
     base_image: Annotated[
         str,
-        Doc("Python base image of the tools and serving images (default: python:3.11-slim by "
-            "digest; a mirror or air-gapped registry can serve another)"),
+        Doc("Python base image of the tools and serving images (default, or empty: "
+            "python:3.11-slim by digest; a mirror or air-gapped registry can serve another)"),
     ] = containers.PYTHON_BASE  # fmt: skip
     actionlint_image: Annotated[
         str, Doc("actionlint image for the security check (default: rhysd/actionlint by digest)")
