@@ -312,6 +312,23 @@ async def test_every_reproduce_line_is_a_call_the_module_accepts(
     assert "--session-token=env://AWS_SESSION_TOKEN" in summary, "but the report says when"
 
 
+async def test_a_reproduce_line_keeps_a_non_default_base_image(engine: OfflineEngine) -> None:
+    """Same pinned inputs: a run on a mirror's base image is reproduced on it."""
+    mirrored = bikeshare_ci.BikeshareCi(
+        source=dag.host().directory(str(ROOT)), git_sha=GIT_SHA, base_image="python:3.11-slim"
+    ).with_aws_keys(
+        access_key_id=dag.set_secret("i", "AKIAEXAMPLE"),
+        secret_access_key=dag.set_secret("k", "key"),
+        region="ca-central-1",
+    )
+    run = await mirrored.rollback(endpoint_name="bikeshare-staging")
+    summary = {f.args["path"]: f.args["contents"] for f in steps(run)
+               if f.name == "withNewFile"}[SUMMARY_FILE]  # fmt: skip
+    (line,) = reproduce_lines(summary)
+    assert line.startswith(f"dagger call -m . --git-sha={GIT_SHA} --base-image=python:3.11-slim ")
+    assert dagger_call_problems(line) == []
+
+
 def test_a_reproduce_line_with_a_wrong_flag_or_function_is_caught() -> None:
     prefix = f"dagger call -m . --git-sha={GIT_SHA}"
     keys = "with-aws-keys --access-key-id=env://A --secret-access-key=env://B --region=r"

@@ -348,6 +348,12 @@ class Release:
         flags = [_flag(name, value) for name, value in arguments.items()]
         return " ".join([keys, function, *(flag for flag in flags if flag)])
 
+    def _constructor_flags(self, chain: str) -> str:
+        """The chain after the constructor's other non-default inputs (a mirror's base image)."""
+        if self.base_image and self.base_image != containers.PYTHON_BASE:
+            return f"--base-image={self.base_image} {chain}"
+        return chain
+
     def _run_directory(
         self, title: str, steps: list[StepResult], reports: list[str], chain: str
     ) -> dagger.Directory:
@@ -363,7 +369,7 @@ class Release:
             title,
             steps,
             reports,
-            reproduce_line(self.github_repository, self.git_sha, chain),
+            reproduce_line(self.github_repository, self.git_sha, self._constructor_flags(chain)),
             real,
         )
         return (
