@@ -133,6 +133,30 @@ def test_release_functions_cannot_be_called_without_credentials() -> None:
         assert "Release" in str(registered().functions[name].return_type), name
 
 
+def summary_line_problems(obj: Any) -> list[str]:
+    """`dagger call --help` shows a docstring's first line alone: it must be a whole sentence."""
+    return [
+        f"{name}: {first!r} is not a sentence on its own"
+        for name, fn in obj.functions.items()
+        if name and not (first := (fn.doc or "").strip().splitlines()[0]).endswith((".", ")"))
+    ]
+
+
+def test_every_summary_line_stands_alone() -> None:
+    for name in OBJECTS:
+        assert summary_line_problems(registered(name)) == [], name
+
+
+def test_a_summary_line_cut_mid_sentence_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    fn = registered().functions["rehearse"]
+    cut = "The release engine's whole CD path against the local AWS stand-in, inside the tools\n"
+    monkeypatch.setattr(fn.wrapped, "__doc__", cut + "container: ...")
+    assert summary_line_problems(registered()) == [
+        "rehearse: \"The release engine's whole CD path against the local AWS stand-in, inside "
+        'the tools" is not a sentence on its own'
+    ]
+
+
 def test_a_missing_docstring_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     fn = registered("Release").functions["deploy"]
     monkeypatch.setattr(fn.wrapped, "__doc__", None)

@@ -156,8 +156,10 @@ class BikeshareCi:
 
     @function(cache=CHECK_CACHE)
     async def test_report(self) -> dagger.Directory:
-        """JUnit XML, coverage XML and pytest's exit-code of the `test` check, also when tests
-        fail (that is when it is wanted), e.g. `test-report export --path out`."""
+        """The `test` check's JUnit XML, coverage XML and exit-code, also when tests fail.
+
+        That is when the report is wanted, e.g. `test-report export --path=out`.
+        """
         ran = await self._pytest(False, expect=ReturnType.ANY).sync()
         return ran.directory(checks.REPORTS).with_new_file(
             checks.EXIT_CODE_FILE, f"{await ran.exit_code()}\n"
@@ -199,10 +201,12 @@ class BikeshareCi:
     @function(cache=CHECK_CACHE)
     @check
     def rehearse(self, fresh: Annotated[bool, FRESH_DOC] = False) -> dagger.Container:
-        """The release engine's whole CD path against the local AWS stand-in, inside the tools
-        container: `bikeshare deploy` of v1 and v2 with an image pushed to the stand-in's
-        registry, an injected smoke failure rolled back, and a verified rollback (no AWS
-        account needed). The module's own publish and cd-staging are not part of it."""
+        """The release engine's CD path against the local AWS stand-in (no AWS account needed).
+
+        Inside the tools container: `bikeshare deploy` of v1 and v2 with an image pushed to the
+        stand-in's registry, an injected smoke failure rolled back, and a verified rollback. The
+        module's own publish and cd-staging are not part of it.
+        """
         return self._tools(fresh).with_exec(list(checks.REHEARSAL))
 
     @function(cache=CHECK_CACHE)

@@ -79,8 +79,11 @@ class Release:
         ] = "",
         platform: Annotated[str, Doc("Target platform of the image")] = PLATFORM,
     ) -> str:
-        """Push the serving image with Docker v2 media types (SageMaker rejects OCI manifests);
-        return REGISTRY/REPOSITORY@sha256:..., the existing digest if the tag exists."""
+        """Push the serving image and return it as REGISTRY/REPOSITORY@sha256:....
+
+        Docker v2 media types (SageMaker rejects OCI manifests); when the tag exists already,
+        its digest, in the same form.
+        """
         tag = tag or self._commit_tag()
         repository = repository_url.partition("/")[2]
         tools = self._tools()
@@ -145,8 +148,10 @@ class Release:
         instance_count: Annotated[int, Doc("Instances behind the endpoint")] = 1,
         dry_run: Annotated[bool, Doc("Print the plan and change nothing")] = False,
     ) -> dagger.Directory:
-        """Blue/green deploy, verify, smoke-test, roll back on failure; returns summary.md and
-        outcome (`deploy ... export --path run`)."""
+        """Blue/green deploy, verify, smoke-test, and roll back on failure.
+
+        Returns summary.md and outcome (`deploy ... export --path=run`).
+        """
         args = ["deploy", "--image-uri", image_uri, "--model-data", model_data,
                 *self._rollout_args(endpoint_name, instance_type, execution_role_arn, alarms,
                                     strategy, instance_count, dry_run)]  # fmt: skip
@@ -175,8 +180,10 @@ class Release:
         instance_count: Annotated[int, Doc("Instances behind the endpoint")] = 1,
         dry_run: Annotated[bool, Doc("Show what would be promoted and change nothing")] = False,
     ) -> dagger.Directory:
-        """Deploy to production exactly what staging serves (image digest, model data) with the
-        same verification, smoke test and rollback; returns summary.md and outcome."""
+        """Deploy to production exactly what staging serves (image digest, model data).
+
+        The same verification, smoke test and rollback as deploy; returns summary.md and outcome.
+        """
         args = ["promote", "--from-endpoint", from_endpoint,
                 *(["--override-model-data", override_model_data] if override_model_data else []),
                 *self._rollout_args(endpoint_name, instance_type, execution_role_arn, alarms,
@@ -241,8 +248,10 @@ class Release:
         strategy: Annotated[str, Doc("all-at-once, canary or linear")] = "all-at-once",
         platform: Annotated[str, Doc("Target platform of the image")] = PLATFORM,
     ) -> dagger.Directory:
-        """Build, publish, upload the model, deploy blue/green, verify, smoke-test and roll back
-        on failure; returns summary.md (the job summary) and outcome, also when it failed."""
+        """Build, publish, upload the model, deploy blue/green, smoke-test, roll back on failure.
+
+        Returns summary.md (the job summary) and outcome, also when it failed.
+        """
         steps: list[StepResult] = []
         reports: list[str] = []
         image_uri = await _step(
