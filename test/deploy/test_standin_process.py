@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from standin import registry as standin_registry
-from standin.runners import OWNER_LABEL, remove_owned_containers
+from standin.runners import OWNER_LABEL, exit_watcher, remove_owned_containers
 from support import docker_or_skip, free_port
 from support.images import docker, ensure_base_image
 
@@ -95,5 +95,19 @@ def test_stopping_removes_every_endpoint_container_it_started(monkeypatch) -> No
     try:
         assert remove_owned_containers() == [container[:12]]
         assert docker("ps", "-aq", "--filter", f"id={container}").stdout.strip() == ""
+    finally:
+        docker("rm", "-f", container, check=False)
+
+
+@pytest.mark.docker
+def test_an_endpoint_containers_exit_is_seen_without_polling_docker() -> None:
+    """One `docker wait` per container, not a `docker inspect` per /ping poll: that load made
+    slow starts under a full suite miss the health deadline (a flaky promote test)."""
+    docker_or_skip()
+    container = docker("run", "-d", ensure_base_image(), "sleep", "2").stdout.strip()
+    try:
+        watcher = exit_watcher(container)
+        assert watcher.poll() is None, "running"
+        assert watcher.wait(timeout=30) == 0, "exited, and seen"
     finally:
         docker("rm", "-f", container, check=False)

@@ -87,6 +87,7 @@ class DockerRunner:
     base_url: str = ""
     _container: str = ""
     _workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="standin-")))
+    _watcher: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         model_dir = unpack_model(self.model_archive, self._workdir)
@@ -118,6 +119,10 @@ class DockerRunner:
             )
         self._container = started.stdout.strip()
         self.base_url = f"http://127.0.0.1:{port}"
+        # One `docker wait` per container tells when it exits: polling `docker inspect` many
+        # times a second loaded the machine enough to make slow starts miss the deadline, and
+        # one failed inspect read as a dead container.
+        self._watcher = exit_watcher(self._container)
         try:
             wait_for_ping(self.base_url, timeout=self.health_timeout, alive=self._running)
         except (RuntimeError, TimeoutError):
@@ -125,13 +130,17 @@ class DockerRunner:
             raise VariantFailed(PING_FAILURE.format(variant=self.variant)) from None
 
     def _running(self) -> bool:
-        state = _docker("inspect", "-f", "{{.State.Running}}", self._container)
-        return state.stdout.strip() == "true"
+        return self._watcher is not None and self._watcher.poll() is None
 
     def stop(self) -> None:
         if self._container:
             _docker("rm", "-f", self._container)
             self._container = ""
+        if self._watcher is not None:
+            if self._watcher.poll() is None:
+                self._watcher.kill()
+            self._watcher.wait(timeout=30)
+            self._watcher = None
         shutil.rmtree(self._workdir, ignore_errors=True)
 
 
@@ -150,6 +159,13 @@ def remove_owned_containers() -> list[str]:
     if ids:
         _docker("rm", "--force", *ids)
     return ids
+
+
+def exit_watcher(container: str) -> subprocess.Popen[bytes]:
+    """A `docker wait` process: it exits when the container does (poll() is None until then)."""
+    return subprocess.Popen(
+        ["docker", "wait", container], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 def _pull(image: str, config: Path) -> subprocess.CompletedProcess[str]:

@@ -37,8 +37,11 @@ def free_port() -> int:
 def wait_for_ping(
     base_url: str, timeout: float = 60.0, alive: Callable[[], bool] = lambda: True
 ) -> float:
-    """Poll GET /ping until it answers 200; return the seconds it took."""
-    started = time.monotonic()
+    """Poll GET /ping until it answers 200; return the seconds it took.
+
+    The pause between polls grows to half a second: a slow start under load is not made slower
+    by the probe itself."""
+    started, pause = time.monotonic(), 0.05
     while time.monotonic() - started < timeout:
         if not alive():
             raise RuntimeError(f"server behind {base_url} exited before /ping answered 200")
@@ -47,7 +50,8 @@ def wait_for_ping(
                 return time.monotonic() - started
         except httpx.TransportError:
             pass
-        time.sleep(0.05)
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.5)
     raise TimeoutError(f"{base_url}/ping did not answer 200 within {timeout} s")
 
 
