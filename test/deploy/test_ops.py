@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
+from bikeshare.deploy.release import deploy
 from support import run_cli
 from support.aws import REGION, Aws
 
@@ -83,3 +85,24 @@ def test_logs_of_an_endpoint_without_logs_is_a_clear_error(aws: Aws) -> None:
     result = run_cli("logs", "--endpoint-name", "ghost", *aws_args(aws), check=False)
     assert result.returncode == 1
     assert "log group /aws/sagemaker/Endpoints/ghost does not exist" in result.stderr
+
+
+#: `bikeshare serve`'s first line (the model directory differs between Docker and processes).
+SERVING = re.compile(r"serving \S+ on \S+:\d+")
+
+
+def test_logs_shows_what_the_endpoints_container_printed(aws: Aws, model_uri: str) -> None:
+    """The stand-in copies each variant container's output into CloudWatch Logs as SageMaker
+    does, so `logs` can be rehearsed without writing events by hand."""
+    deploy(aws.clients, aws.request("bikeshare-staging", model_uri), say=lambda _: None)
+    deadline = time.monotonic() + 30
+    while True:
+        result = run_cli(
+            "logs", "--endpoint-name", "bikeshare-staging", "--since", "5m", *aws_args(aws)
+        )
+        if SERVING.search(result.stdout) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    served = [line for line in result.stdout.splitlines() if SERVING.search(line)]
+    assert served, result.stdout + result.stderr
+    assert " AllTraffic/" in served[0], "stream per variant instance, as SageMaker names them"

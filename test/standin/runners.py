@@ -8,9 +8,11 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from standin.cloudwatch import Sink, follow, tail_file
 from standin.registry import PASSWORD as REGISTRY_PASSWORD
 from standin.registry import USERNAME as REGISTRY_USER
 from support import extract, free_port, launch_serve, wait_for_ping
@@ -46,14 +48,20 @@ class ProcessRunner:
     model_archive: bytes
     image: str
     health_timeout: float = 60.0
+    log_sink: Sink | None = None  # the endpoint's CloudWatch log stream
     base_url: str = ""
     _process: subprocess.Popen[bytes] | None = None
     _workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="standin-")))
+    _shipping: threading.Thread | None = None
 
     def start(self) -> None:
         model_dir = unpack_model(self.model_archive, self._workdir)
         server = launch_serve(model_dir, self._workdir, "--grace-seconds", "2", workers=1)
         self._process, self.base_url = server.process, server.base_url
+        if self.log_sink is not None:
+            process = server.process
+            lines = tail_file(str(server.log_path), done=lambda: process.poll() is not None)
+            self._shipping = follow(lines, self.log_sink)
         self._wait_for_ping()
 
     def _wait_for_ping(self) -> None:
@@ -71,6 +79,8 @@ class ProcessRunner:
                 self._process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self._process.kill()
+        if self._shipping is not None:  # the last lines reach CloudWatch before the log goes
+            self._shipping.join(timeout=5)
         shutil.rmtree(self._workdir, ignore_errors=True)
 
 
@@ -88,6 +98,8 @@ class DockerRunner:
     _container: str = ""
     _workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="standin-")))
     _watcher: subprocess.Popen[bytes] | None = None
+    log_sink: Sink | None = None  # the endpoint's CloudWatch log stream
+    _shipping: threading.Thread | None = None
 
     def start(self) -> None:
         model_dir = unpack_model(self.model_archive, self._workdir)
@@ -123,6 +135,15 @@ class DockerRunner:
         # times a second loaded the machine enough to make slow starts miss the deadline, and
         # one failed inspect read as a dead container.
         self._watcher = exit_watcher(self._container)
+        if self.log_sink is not None:
+            output = subprocess.Popen(
+                ["docker", "logs", "--follow", self._container],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+            )
+            self._shipping = follow(output.stdout or [], self.log_sink)
         try:
             wait_for_ping(self.base_url, timeout=self.health_timeout, alive=self._running)
         except (RuntimeError, TimeoutError):
@@ -136,6 +157,8 @@ class DockerRunner:
         if self._container:
             _docker("rm", "-f", self._container)
             self._container = ""
+        if self._shipping is not None:  # its last lines reach CloudWatch first
+            self._shipping.join(timeout=5)
         if self._watcher is not None:
             if self._watcher.poll() is None:
                 self._watcher.kill()

@@ -29,6 +29,7 @@ from moto.sagemaker.models import FakeEndpoint, SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
+from standin.cloudwatch import endpoint_sink
 from standin.registry import PASSWORD as REGISTRY_PASSWORD
 from standin.registry import USERNAME as REGISTRY_USER
 from standin.runners import ProcessRunner, VariantFailed, remove_owned_containers
@@ -104,7 +105,9 @@ def _model_archive(backend: SageMakerModelBackend, model_name: str) -> tuple[byt
         ) from error
 
 
-def _start_variants(backend: SageMakerModelBackend, config_name: str) -> list[Any]:
+def _start_variants(
+    backend: SageMakerModelBackend, config_name: str, endpoint_name: str
+) -> list[Any]:
     config = backend.endpoint_configs[config_name]
     started: list[Any] = []
     try:
@@ -115,6 +118,9 @@ def _start_variants(backend: SageMakerModelBackend, config_name: str) -> list[An
                 model_archive=archive,
                 image=image,
                 health_timeout=STATE.health_timeout,
+                log_sink=endpoint_sink(
+                    backend.account_id, backend.region_name, endpoint_name, variant["VariantName"]
+                ),
             )
             runner.start()
             started.append(runner)
@@ -150,7 +156,7 @@ def create_endpoint(
     def bring_up() -> None:
         time.sleep(STATE.faults.transition_seconds)
         try:
-            runners = _start_variants(self, endpoint_config_name)
+            runners = _start_variants(self, endpoint_config_name, endpoint_name)
         except VariantFailed as error:
             endpoint.endpoint_status, endpoint.failure_reason = "Failed", str(error)
             return
@@ -187,7 +193,7 @@ def update_endpoint(
         new_runners: list[Any] = []
         if reason is None:
             try:
-                new_runners = _start_variants(self, endpoint_config_name)
+                new_runners = _start_variants(self, endpoint_config_name, endpoint_name)
             except VariantFailed as error:
                 reason = str(error)
         alarm = _firing_alarm(self, deployment_config) if reason is None else None
