@@ -64,6 +64,7 @@ def test_the_standin_stops_its_registry_on_ctrl_c_and_on_kill(stop_signal: int) 
             if "listening on" in line:
                 break
         registry_line = next(line for line in lines if line.startswith("ECR stand-in registry"))
+        assert f"export AWS_ENDPOINT_URL=http://127.0.0.1:{port} " in "".join(lines)
         advertised = registry_line.split()[4]
         assert advertised.startswith("127.0.0.1:"), registry_line
         assert httpx.get(f"http://{advertised}/v2/", timeout=5).status_code == 401

@@ -222,8 +222,9 @@ def main() -> int:
     else:
         print("no Docker: endpoints run as `bikeshare serve` processes", flush=True)
     print(f"AWS stand-in listening on {standin.url}", flush=True)
+    reachable = f"http://{args.advertise}:{args.port}" if args.advertise else standin.url
     print(
-        f"  export AWS_ENDPOINT_URL={standin.url} AWS_ACCESS_KEY_ID=testing "
+        f"  export AWS_ENDPOINT_URL={reachable} AWS_ACCESS_KEY_ID=testing "
         "AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=ca-central-1",
         flush=True,
     )
