@@ -61,7 +61,7 @@ def test_the_standin_stops_its_registry_on_ctrl_c_and_on_kill(stop_signal: int) 
         lines = []
         for line in process.stdout:  # type: ignore[union-attr]
             lines.append(line)
-            if "listening on" in line:
+            if "export AWS_ENDPOINT_URL" in line:  # printed last, once it listens
                 break
         registry_line = next(line for line in lines if line.startswith("ECR stand-in registry"))
         assert f"export AWS_ENDPOINT_URL=http://127.0.0.1:{port} " in "".join(lines)
