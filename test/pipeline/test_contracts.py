@@ -436,3 +436,21 @@ def test_an_empty_base_image_is_the_pinned_default() -> None:
     unset = bikeshare_ci.BikeshareCi(source=dag.host().directory(str(ROOT)), base_image="")
     (build,) = calls(steps(unset.tools()), "dockerBuild")
     assert build["buildArgs"] == [{"name": "BASE_IMAGE", "value": containers.PYTHON_BASE}]
+
+
+def dockerfile_env(stage: str) -> dict[str, str]:
+    """The ENV a Dockerfile stage sets (its own lines; stages inherit from the ones before)."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    body = text.split(f" AS {stage}\n", 1)[1].split("\nFROM ", 1)[0]
+    found: dict[str, str] = {}
+    for line in body.splitlines():
+        if line.startswith("ENV "):
+            found.update(pair.split("=", 1) for pair in line[4:].split())
+    return found
+
+
+def test_installers_in_the_images_trust_the_systems_certificate_store() -> None:
+    """Found on the first engine build: uv's bundled roots refused the proxy CA that the engine
+    installs into the system store ("invalid peer certificate: UnknownIssuer")."""
+    assert dockerfile_env("uv")["UV_SYSTEM_CERTS"] == "1"
+    assert dockerfile_env("tools")["REQUESTS_CA_BUNDLE"] == "/etc/ssl/certs/ca-certificates.crt"
