@@ -82,3 +82,34 @@ def test_release_commands_import_no_model_or_web_libraries() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("module", "extra"), [("numpy", "model"), ("boto3", "deploy"),
+                                               ("gunicorn.app", "serve")])  # fmt: skip
+def test_a_missing_extra_is_one_line_that_names_it(
+    module: str, extra: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`uv run` without --all-extras installs no extra: say which one, never a traceback."""
+    from bikeshare import cli
+
+    def missing(_: object) -> int:
+        raise ModuleNotFoundError(f"No module named '{module}'", name=module)
+
+    monkeypatch.setattr(cli, "_train", missing)
+    assert cli.main(["train", "--output", "/nonexistent/m"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"bikeshare train: error: needs the '{extra}' extra ({module} ")
+    assert f"uv sync --extra {extra}" in line
+
+
+def test_a_missing_module_that_no_extra_provides_is_not_hidden(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bikeshare import cli
+
+    def missing(_: object) -> int:
+        raise ModuleNotFoundError("No module named 'bikeshare.nope'", name="bikeshare.nope")
+
+    monkeypatch.setattr(cli, "_train", missing)
+    with pytest.raises(ModuleNotFoundError):
+        cli.main(["train", "--output", "/nonexistent/m"])

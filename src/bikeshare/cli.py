@@ -169,6 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The extra (pyproject.toml) that installs each top-level package a command may import.
+EXTRA_OF = {
+    **dict.fromkeys(("numpy", "pandas", "sklearn", "mlflow", "skops"), "model"),
+    **dict.fromkeys(("uvicorn", "gunicorn", "fastapi", "uvloop", "httptools"), "serve"),
+    **dict.fromkeys(("boto3", "botocore"), "deploy"),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; a BikeshareError becomes one line on stderr and exit status 1."""
     args = build_parser().parse_args(argv)
@@ -176,6 +184,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except BikeshareError as error:
         print(f"bikeshare {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as error:
+        extra = EXTRA_OF.get((error.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        print(
+            f"bikeshare {args.command}: error: needs the '{extra}' extra ({error.name} is not "
+            f"installed): `uv sync --extra {extra}` (or --all-extras), or "
+            f"`pip install 'bikeshare[{extra}]'`",
+            file=sys.stderr,
+        )
         return 1
     except Exception as error:
         from bikeshare.deploy.aws import error_code, error_message, explain_credentials_error
