@@ -56,6 +56,9 @@ def test_the_standin_stops_its_registry_on_ctrl_c_and_on_kill(stop_signal: int) 
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # As a script's background job starts it: SIGINT ignored (bash does that), which is how
+        # the suite ran in CI; Ctrl-C must still stop it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         lines = []

@@ -206,7 +206,10 @@ def main() -> int:
         registry_port=args.registry_port,
     )
     # `kill` (SIGTERM) cleans up like Ctrl-C: endpoint containers and the registry child stop.
+    # SIGINT is set too: a process started in the background of a script inherits it ignored,
+    # and Python then installs no Ctrl-C handler (found when CI ran the suite that way).
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     if standin.registry is not None:
         standin.registry.start()
         sagemaker.STATE.registry = standin.registry.address
