@@ -27,11 +27,12 @@ from dagger.client._guards import is_id_type
 
 from bikeshare.cli import build_parser
 
-#: Directories the Dockerfile's `tools` target provides (test/serving/test_image.py checks each
-#: against the image built with Docker): / and the usual FHS ones, /build (the uv stage's
+#: Directories the Dockerfile's `tools` target provides (test/pipeline/test_check_commands.py
+#: checks each in the image built with Docker): / and the usual FHS ones, /build (the uv stage's
 #: WORKDIR), the two virtualenvs and /workspace (the tools stage's WORKDIR).
 TOOLS_IMAGE_DIRS = ("/tmp", "/root", "/run", "/build", "/opt/venv", "/opt/uv", "/workspace")
-#: The `serving` target: its virtualenv, and no /opt/ml (the service mounts the model there).
+#: The `serving` target (test/serving/test_image.py checks each): its virtualenv, and no /opt/ml
+#: (the service mounts the model there).
 SERVING_IMAGE_DIRS = ("/tmp", "/run", "/opt/venv")
 #: Images pulled by address (actionlint, Terraform): nothing beyond / is assumed.
 PULLED_IMAGE_DIRS: tuple[str, ...] = ()
