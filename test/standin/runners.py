@@ -100,6 +100,7 @@ class DockerRunner:
     _watcher: subprocess.Popen[bytes] | None = None
     log_sink: Sink | None = None  # the endpoint's CloudWatch log stream
     _shipping: threading.Thread | None = None
+    _log_follower: subprocess.Popen[str] | None = None  # `docker logs --follow`, reaped on stop
 
     def start(self) -> None:
         model_dir = unpack_model(self.model_archive, self._workdir)
@@ -136,7 +137,7 @@ class DockerRunner:
         # one failed inspect read as a dead container.
         self._watcher = exit_watcher(self._container)
         if self.log_sink is not None:
-            output = subprocess.Popen(
+            self._log_follower = output = subprocess.Popen(
                 ["docker", "logs", "--follow", self._container],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -159,6 +160,11 @@ class DockerRunner:
             self._container = ""
         if self._shipping is not None:  # its last lines reach CloudWatch first
             self._shipping.join(timeout=5)
+        if self._log_follower is not None:  # it ends with the container; reap it
+            if self._log_follower.poll() is None:
+                self._log_follower.kill()
+            self._log_follower.wait(timeout=30)
+            self._log_follower = None
         if self._watcher is not None:
             if self._watcher.poll() is None:
                 self._watcher.kill()
