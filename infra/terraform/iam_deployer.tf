@@ -6,6 +6,20 @@ locals {
   account   = data.aws_caller_identity.current.account_id
   partition = data.aws_partition.current.partition
   sagemaker = "arn:${local.partition}:sagemaker:${var.region}:${local.account}"
+  # Each endpoint's releases: bikeshare names them "<endpoint>-<sha>-<time>"; releases made
+  # before bikeshare (the seed's workflows) are adopted by name through var.adopted_releases.
+  release_arns = {
+    for env, cfg in var.environments : cfg.endpoint_name => concat(
+      [
+        "${local.sagemaker}:endpoint-config/${cfg.endpoint_name}-*",
+        "${local.sagemaker}:model/${cfg.endpoint_name}-*",
+      ],
+      flatten([for name in lookup(var.adopted_releases, env, []) : [
+        "${local.sagemaker}:endpoint-config/${lower(name)}",
+        "${local.sagemaker}:model/${lower(name)}",
+      ]]),
+    )
+  }
   # Production promotes what staging serves, so it reads the staging endpoint too.
   readable_endpoints = {
     for env, cfg in var.environments : env => distinct(concat(
@@ -30,7 +44,7 @@ resource "aws_iam_role_policy" "deployer" {
 }
 
 data "aws_iam_policy_document" "deployer" {
-  #checkov:skip=CKV_AWS_111:Only the statements AWS cannot scope use "*" (ECR token, SageMaker List*, scaling targets with random ids, target-tracking alarms); each says why
+  #checkov:skip=CKV_AWS_111:Only the statements AWS cannot scope use "*" (ECR token, SageMaker List*, scaling targets with random ids); each says why
   #checkov:skip=CKV_AWS_356:Same statements as above: their actions take no resource ARN that a deploy could name in advance
   for_each                = var.environments
   source_policy_documents = [data.aws_iam_policy_document.ecr_login.json]
@@ -51,28 +65,28 @@ data "aws_iam_policy_document" "deployer" {
       "sagemaker:InvokeEndpoint",
       "sagemaker:AddTags", # CreateModel/CreateEndpointConfig with Tags need it
       "sagemaker:ListTags",
+      # Application Auto Scaling checks the caller for it on RegisterScalableTarget.
+      "sagemaker:UpdateEndpointWeightsAndCapacities",
     ]
-    resources = [
-      "${local.sagemaker}:endpoint/${each.value.endpoint_name}",
-      "${local.sagemaker}:endpoint-config/${each.value.endpoint_name}-*",
-      "${local.sagemaker}:model/${each.value.endpoint_name}-*",
-    ]
+    resources = concat(
+      ["${local.sagemaker}:endpoint/${each.value.endpoint_name}"],
+      local.release_arns[each.value.endpoint_name],
+    )
   }
 
   statement {
     sid     = "ReadPromotionSource"
     actions = ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel", "sagemaker:ListTags"]
-    resources = flatten([for name in local.readable_endpoints[each.key] : [
-      "${local.sagemaker}:endpoint/${name}",
-      "${local.sagemaker}:endpoint-config/${name}-*",
-      "${local.sagemaker}:model/${name}-*",
-    ]])
+    resources = flatten([for name in local.readable_endpoints[each.key] : concat(
+      ["${local.sagemaker}:endpoint/${name}"],
+      local.release_arns[name],
+    )])
   }
 
   statement {
     sid = "ListReleasesToPrune"
     # SageMaker's List* calls allow no resource scoping.
-    actions   = ["sagemaker:ListEndpointConfigs", "sagemaker:ListModels", "sagemaker:ListEndpoints"]
+    actions   = ["sagemaker:ListEndpointConfigs"]
     resources = ["*"]
   }
 
@@ -87,35 +101,41 @@ data "aws_iam_policy_document" "deployer" {
     }
   }
 
+  # Staging uploads model archives and publishes the image; production only deploys what
+  # staging verified, so it reads and never writes.
   statement {
-    sid       = "ModelArchives"
-    actions   = ["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"]
+    sid = "ModelArchives"
+    actions = concat(
+      ["s3:GetObject"],
+      each.key == "staging" ? ["s3:PutObject", "s3:PutObjectTagging"] : [],
+    )
     resources = ["${aws_s3_bucket.models.arn}/${var.model_prefix}/*"]
   }
 
   statement {
-    sid       = "ModelArchiveExistence"
-    actions   = ["s3:ListBucket"] # a missing key is then a 404, not an ambiguous 403
+    sid = "ModelArchiveExistence"
+    # S3 answers a missing key with 404 only to a caller allowed s3:ListBucket, else 403. A
+    # HEAD or GET carries no s3:prefix, so a prefix condition here would never match it.
+    actions   = ["s3:ListBucket"]
     resources = [aws_s3_bucket.models.arn]
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = ["${var.model_prefix}/*"]
-    }
   }
 
   statement {
     sid       = "EncryptedArtifacts"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    actions   = concat(["kms:Decrypt"], each.key == "staging" ? ["kms:GenerateDataKey"] : [])
     resources = [aws_kms_key.bikeshare.arn]
   }
 
   statement {
     sid = "ServingImage"
+    # Every deploy reads the image's manifest and config (labels) before changing anything.
     actions = concat(
-      ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer"],
-      # Staging builds and publishes the image; production only deploys what staging verified.
-      each.key == "staging" ? ["ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage"] : [],
+      ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+      each.key == "staging" ? [
+        "ecr:DescribeImages", # `bikeshare image-digest`, in publish
+        "ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",
+        "ecr:CompleteLayerUpload", "ecr:PutImage",
+      ] : [],
     )
     resources = [aws_ecr_repository.serving.arn]
   }
@@ -130,12 +150,17 @@ data "aws_iam_policy_document" "deployer" {
       "application-autoscaling:DescribeScalableTargets",
       "application-autoscaling:PutScalingPolicy",
       "application-autoscaling:DescribeScalingPolicies",
-      # Target tracking creates and removes its CloudWatch alarms on the caller's behalf.
-      "cloudwatch:PutMetricAlarm",
-      "cloudwatch:DescribeAlarms",
-      "cloudwatch:DeleteAlarms",
     ]
     resources = ["*"]
+  }
+
+  statement {
+    sid = "TargetTrackingAlarms"
+    # Application Auto Scaling checks the caller for these on the alarms target tracking makes
+    # for this endpoint's variants. Scoped to those names, so a deployer can never change or
+    # delete the Terraform rollback alarms (alarms.tf).
+    actions   = ["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"]
+    resources = ["arn:${local.partition}:cloudwatch:${var.region}:${local.account}:alarm:TargetTracking-endpoint/${each.value.endpoint_name}/*"]
   }
 
   statement {
@@ -151,7 +176,7 @@ data "aws_iam_policy_document" "deployer" {
 
   statement {
     sid       = "ReadEndpointLogs"
-    actions   = ["logs:FilterLogEvents", "logs:DescribeLogStreams"]
+    actions   = ["logs:FilterLogEvents"]
     resources = ["arn:${local.partition}:logs:${var.region}:${local.account}:log-group:/aws/sagemaker/Endpoints/${each.value.endpoint_name}:*"]
   }
 }

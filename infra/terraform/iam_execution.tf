@@ -34,12 +34,19 @@ data "aws_iam_policy_document" "sagemaker_execution" {
 
   statement {
     sid = "PullServingImage"
-    actions = [
-      "ecr:BatchGetImage",
-      "ecr:GetDownloadUrlForLayer",
-      "ecr:BatchCheckLayerAvailability",
-    ]
+    # A pull needs these two (ECR's pull-only managed policy has no BatchCheckLayerAvailability).
+    actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
     resources = [aws_ecr_repository.serving.arn]
+  }
+
+  statement {
+    sid = "ReadRollbackAlarms"
+    # Deployment guardrails: SageMaker checks that the execution role may describe every
+    # auto-rollback alarm a blue/green update names (`bikeshare deploy --alarm`, alarms.tf).
+    actions = ["cloudwatch:DescribeAlarms"]
+    resources = [for env in values(var.environments) :
+      "arn:${data.aws_partition.current.partition}:cloudwatch:${var.region}:${data.aws_caller_identity.current.account_id}:alarm:${env.endpoint_name}-*"
+    ]
   }
 
   statement {
@@ -56,7 +63,7 @@ data "aws_iam_policy_document" "sagemaker_execution" {
     condition {
       test     = "StringLike"
       variable = "cloudwatch:namespace"
-      values   = ["/aws/sagemaker/Endpoints", "AWS/SageMaker"]
+      values   = ["/aws/sagemaker/Endpoints"] # AWS/ namespaces are reserved for AWS itself
     }
   }
 }

@@ -23,16 +23,15 @@ data "aws_iam_policy_document" "promotion_planner" {
   statement {
     sid     = "DescribeBothEndpoints"
     actions = ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel", "sagemaker:ListTags"]
-    resources = flatten([for env in values(var.environments) : [
-      "${local.sagemaker}:endpoint/${env.endpoint_name}",
-      "${local.sagemaker}:endpoint-config/${env.endpoint_name}-*",
-      "${local.sagemaker}:model/${env.endpoint_name}-*",
-    ]])
+    resources = flatten([for env in values(var.environments) : concat(
+      ["${local.sagemaker}:endpoint/${env.endpoint_name}"],
+      local.release_arns[env.endpoint_name],
+    )])
   }
 
   statement {
     sid       = "ReadImageManifest"
-    actions   = ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:GetDownloadUrlForLayer"]
+    actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
     resources = [aws_ecr_repository.serving.arn]
   }
 }

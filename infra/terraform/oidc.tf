@@ -20,9 +20,15 @@ data "aws_iam_openid_connect_provider" "github" {
   url   = local.github_oidc_url
 }
 
-# The trust of every role the workflows assume: only jobs bound to one GitHub environment (with
-# its protection rules) of this repository, with the STS audience. The deployer roles use their
-# environment's; the promotion planner uses the unprotected plan environment's.
+# The trust of every role the workflows assume: only jobs of this repository, bound to one GitHub
+# environment, running on the release branch, with the STS audience. The deployer roles use
+# their environment's; the promotion planner uses the unprotected plan environment's.
+#
+# GitHub's default subject of an environment job ("repo:R:environment:E") names no branch, so
+# any branch's workflow that names the environment could assume the role. The repository's OIDC
+# subject template adds the ref ("include_claim_keys": ["repo", "context", "ref"]), giving
+# "repo:R:environment:E:ref:refs/heads/main"; docs/guide.md ("Set up AWS") shows the one call
+# that sets it. Until it is set, every login is refused, never widened.
 data "aws_iam_policy_document" "github_environment_trust" {
   for_each = toset(concat(keys(var.environments), [var.promotion_plan_environment]))
 
@@ -40,7 +46,7 @@ data "aws_iam_policy_document" "github_environment_trust" {
     condition {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values   = ["repo:${var.github_repository}:environment:${each.key}"]
+      values   = ["repo:${var.github_repository}:environment:${each.key}:ref:refs/heads/${var.release_branch}"]
     }
   }
 }

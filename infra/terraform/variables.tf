@@ -14,6 +14,12 @@ variable "github_repository" {
   }
 }
 
+variable "release_branch" {
+  description = "The only branch whose workflow jobs may assume the deploy and plan roles (needs the repository's OIDC subject template, docs/guide.md)."
+  type        = string
+  default     = "main"
+}
+
 variable "create_github_oidc_provider" {
   description = "Create the GitHub OIDC provider (true), or adopt the account's existing one (false). An account can hold only one per URL."
   type        = bool
@@ -33,6 +39,17 @@ variable "environments" {
   validation {
     condition     = alltrue([for env in values(var.environments) : startswith(env.endpoint_name, "bikeshare-")])
     error_message = "Endpoint names must start with bikeshare- (the IAM policies are scoped to it)."
+  }
+}
+
+variable "adopted_releases" {
+  description = "Per environment, the names of endpoint configs and models its endpoint served before bikeshare (the seed's workflows named them freely). The deploy and plan roles may read them and roll back to them; remove them once bikeshare releases have replaced them."
+  type        = map(list(string))
+  default     = {}
+
+  validation {
+    condition     = alltrue([for env in keys(var.adopted_releases) : contains(keys(var.environments), env)])
+    error_message = "adopted_releases keys must be environments (keys of var.environments)."
   }
 }
 
@@ -78,7 +95,7 @@ variable "latency_alarm_microseconds" {
 }
 
 variable "promotion_plan_environment" {
-  description = "Unprotected GitHub environment of the promotion plan job (read-only role; restrict it to the main branch in GitHub)."
+  description = "Unprotected GitHub environment of the promotion plan job (read-only role; only var.release_branch may assume it)."
   type        = string
   default     = "production-plan"
 }

@@ -17,6 +17,7 @@ from standin import StandIn, sagemaker
 from standin.registry import PASSWORD
 from standin.runners import DockerRunner
 from support import docker_available
+from support.account import admin_client, admin_session, login, provision
 from support.aws import BUCKET, REGION, REPOSITORY, Aws
 from support.images import push
 
@@ -54,26 +55,47 @@ def deployable_image(standin: StandIn, request: pytest.FixtureRequest) -> str:
     return standin.registry.push_manifest(REPOSITORY, "test", runtime)
 
 
+def deployer_clients(target: AwsTarget) -> Clients:
+    """Every client a release uses, from one logged-in target."""
+    return Clients(
+        sagemaker=target.client("sagemaker"),
+        runtime=target.client("sagemaker-runtime"),
+        s3=target.client("s3"),
+        autoscaling=target.client("application-autoscaling"),
+        sts=target.client("sts"),
+        ecr=target.client("ecr"),
+    )
+
+
 @pytest.fixture
-def aws(standin: StandIn, request: pytest.FixtureRequest) -> Iterator[Aws]:
+def aws(
+    standin: StandIn, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Aws]:
+    """The account as Terraform leaves it; the test acts as the staging deployer.
+
+    `bikeshare` processes the test starts inherit the staging deployer's session too.
+    """
     if standin.registry is None:
         reason = "the stand-in's ECR registry needs docker-registry and apache2-utils (Debian)"
         if os.environ.get("BIKESHARE_REQUIRE_DOCKER") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
-    target = AwsTarget(region=REGION, endpoint_url=standin.url)
     image = request.getfixturevalue("deployable_image")
+    provision(standin.url, REGION)
+    staging = login(standin.url, REGION, "bikeshare-deployer-staging", "staging")
+    production = login(standin.url, REGION, "bikeshare-deployer-production", "production")
+    for name, value in staging.environment().items():
+        monkeypatch.setenv(name, value)
     yield Aws(
         standin.url,
-        target,
-        Clients(
-            sagemaker=target.client("sagemaker"),
-            runtime=target.client("sagemaker-runtime"),
-            s3=target.client("s3"),
-            autoscaling=target.client("application-autoscaling"),
-            sts=target.client("sts"),
-            ecr=target.client("ecr"),
+        AwsTarget(region=REGION, endpoint_url=standin.url, session=admin_session(REGION)),
+        deployer_clients(
+            AwsTarget(region=REGION, endpoint_url=standin.url, session=staging.session(REGION))
         ),
+        deployer_clients(
+            AwsTarget(region=REGION, endpoint_url=standin.url, session=production.session(REGION))
+        ),
+        admin_client("sagemaker", standin.url, REGION),
         image,
         standin.registry,
     )
@@ -83,6 +105,4 @@ def aws(standin: StandIn, request: pytest.FixtureRequest) -> Iterator[Aws]:
 @pytest.fixture
 def model_uri(aws: Aws, model_archive: Path) -> str:
     """The session's model archive, uploaded to the stand-in's S3."""
-    s3 = aws.clients.s3
-    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-    return upload_model(s3, model_archive, BUCKET, "models", "0123456789abcdef")
+    return upload_model(aws.clients.s3, model_archive, BUCKET, "models", "0123456789abcdef")

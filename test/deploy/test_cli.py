@@ -145,15 +145,28 @@ def test_rollback_without_history_says_what_to_pass(aws: Aws, model_uri: str) ->
 
 
 def test_status_of_a_missing_endpoint_is_a_clear_error(aws: Aws) -> None:
+    result = run_cli("status", "--endpoint-name", ENDPOINT, *aws_args(aws), check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"bikeshare status: error: endpoint {ENDPOINT} does not exist"
+
+
+def test_status_of_an_endpoint_the_role_does_not_own_names_the_refusal(aws: Aws) -> None:
     result = run_cli("status", "--endpoint-name", "nope", *aws_args(aws), check=False)
     assert result.returncode == 1
-    assert result.stderr.strip() == "bikeshare status: error: endpoint nope does not exist"
+    assert result.stderr.startswith(
+        "bikeshare status: error: AWS refused the request (AccessDeniedException): User: "
+        "arn:aws:sts::123456789012:assumed-role/bikeshare-deployer-staging/github-staging is not "
+        "authorized to perform: sagemaker:DescribeEndpoint on resource: "
+        "arn:aws:sagemaker:ca-central-1:123456789012:endpoint/nope"
+    )
 
 
 def test_aws_endpoint_url_from_the_environment_is_honoured(aws: Aws) -> None:
     env = {**os.environ, "AWS_ENDPOINT_URL": aws.url}
-    result = run_cli("status", "--endpoint-name", "nope", "--region", REGION, env=env, check=False)
-    assert result.stderr.strip() == "bikeshare status: error: endpoint nope does not exist"
+    result = run_cli(
+        "status", "--endpoint-name", ENDPOINT, "--region", REGION, env=env, check=False
+    )
+    assert result.stderr.strip() == f"bikeshare status: error: endpoint {ENDPOINT} does not exist"
 
 
 def test_smoke_names_a_signature_mismatch(aws: Aws, model_uri: str, tmp_path: Path) -> None:

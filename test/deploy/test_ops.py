@@ -42,8 +42,7 @@ def test_ecr_login_writes_the_password_only_to_the_file(aws: Aws, tmp_path: Path
 
 
 def test_existing_immutable_tag_returns_its_digest(aws: Aws) -> None:
-    ecr = aws.target.client("ecr")
-    ecr.create_repository(repositoryName=REPOSITORY, imageTagMutability="IMMUTABLE")
+    ecr = aws.target.client("ecr")  # the repository is Terraform's (immutable tags)
     pushed = ecr.put_image(
         repositoryName=REPOSITORY,
         imageManifest=MANIFEST,
@@ -82,9 +81,9 @@ def test_logs_prints_the_endpoints_recent_events(aws: Aws) -> None:
 
 
 def test_logs_of_an_endpoint_without_logs_is_a_clear_error(aws: Aws) -> None:
-    result = run_cli("logs", "--endpoint-name", "ghost", *aws_args(aws), check=False)
+    result = run_cli("logs", "--endpoint-name", "bikeshare-staging", *aws_args(aws), check=False)
     assert result.returncode == 1
-    assert "log group /aws/sagemaker/Endpoints/ghost does not exist" in result.stderr
+    assert "log group /aws/sagemaker/Endpoints/bikeshare-staging does not exist" in result.stderr
 
 
 #: `bikeshare serve`'s first line (the model directory differs between Docker and processes).

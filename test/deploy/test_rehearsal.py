@@ -48,7 +48,6 @@ def test_publish_deploy_twice_fail_smoke_and_roll_back(
 ) -> None:
     # publish: a tag never pushed is reported as such (publish then pushes; the session's image
     # was pushed for real with `docker push` to the stand-in's registry, by digest)
-    aws.clients.ecr.create_repository(repositoryName=REPOSITORY)
     unpublished = run_cli("image-digest", "--repository", REPOSITORY, "--tag", "1111111aaaa",
                           "--region", REGION, "--endpoint-url", aws.url, check=False)  # fmt: skip
     assert unpublished.returncode == 1
@@ -58,9 +57,6 @@ def test_publish_deploy_twice_fail_smoke_and_roll_back(
     login = bikeshare(aws, "ecr-login", "--password-file", str(password))
     assert password.read_text() not in login, "the registry password never reaches stdout"
 
-    aws.clients.s3.create_bucket(
-        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
-    )
     model = bikeshare(aws, "upload-model", str(model_archive), "--bucket", BUCKET).splitlines()[0]
 
     assert deploy(aws, image, model, "1111111aaaa", tmp_path / "v1.md") == 0

@@ -72,7 +72,9 @@ def test_dry_run_prints_the_plan_and_changes_nothing(aws: Aws, model_uri: str) -
     lines: list[str] = []
     outcome = deploy(aws.clients, aws.request(ENDPOINT, model_uri, dry_run=True), say=lines.append)
     assert outcome.dry_run
-    assert lines[0] == "acting as arn:aws:sts::123456789012:user/moto"
+    assert lines[0] == (
+        "acting as arn:aws:sts::123456789012:assumed-role/bikeshare-deployer-staging/github-staging"
+    )
     assert lines[1].startswith("image checked: Docker v2 manifest; its model runtime matches")
     assert lines[2] == f"plan for {ENDPOINT}: create endpoint"
     assert lines[-1] == "dry run: nothing was changed"
@@ -84,8 +86,7 @@ def test_silent_rollback_of_a_failed_update_is_detected(aws: Aws, model_uri: str
     good = deploy(aws.clients, aws.request(ENDPOINT, model_uri), say=quiet)
     aws.faults(
         fail_updates=[
-            "Request to service failed. If failure persists after retry, "
-            "contact customer support."
+            "Request to service failed. If failure persists after retry, contact customer support."
         ]
     )
     with pytest.raises(DeployFailed) as failed:
@@ -303,11 +304,13 @@ def test_a_failed_endpoint_gets_an_explanation_not_a_deploy(
     from bikeshare.deploy.artifacts import upload_model
 
     broken = upload_model(aws.clients.s3, _broken_archive(tmp_path), BUCKET, "models", "dead")
-    _hand_made_endpoint(aws, broken, "AllTraffic", "hand-made")
+    _hand_made_endpoint(aws, broken, "AllTraffic", "bikeshare-staging-hand-made")
     with pytest.raises(BikeshareError, match="only allows deleting a Failed endpoint") as refused:
         deploy(aws.clients, aws.request(ENDPOINT, model_uri, wait=True), say=quiet)
     assert "did not pass the ping health check" in str(refused.value)
-    assert [m["ModelName"] for m in aws.sagemaker.list_models()["Models"]] == ["hand-made"]
+    assert [m["ModelName"] for m in aws.sagemaker.list_models()["Models"]] == [
+        "bikeshare-staging-hand-made"
+    ]
 
 
 def test_busy_endpoint_is_refused_unless_wait(aws: Aws, model_uri: str) -> None:
@@ -385,7 +388,7 @@ def test_two_deploys_racing_one_wins_the_other_fails_cleanly(aws: Aws, model_uri
     losers = [r for r in results.values() if isinstance(r, BaseException)]
     assert len(winners) == 1, results
     assert len(losers) == 1, results
-    assert "in progress" in str(losers[0]) or "Another deploy may have started" in str(losers[0])
+    assert "in progress" in str(losers[0]) or "Another change started first" in str(losers[0])
     assert serving(aws) == ("InService", winners[0].new_config)
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from moto.applicationautoscaling.models import ApplicationAutoscalingBackend
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
@@ -29,6 +30,7 @@ from moto.sagemaker.models import FakeEndpoint, SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
+from standin import iam
 from standin.cloudwatch import endpoint_sink
 from standin.registry import PASSWORD as REGISTRY_PASSWORD
 from standin.registry import USERNAME as REGISTRY_USER
@@ -52,6 +54,8 @@ class Faults:
     transition_seconds: float = 0.0  # extra time spent Creating/Updating
     invoke_errors: dict[str, list[int]] = field(default_factory=dict)  # endpoint -> statuses
     throttle: dict[str, int] = field(default_factory=dict)  # action -> how many to throttle
+    # CreateEndpoint calls that do not see a just-created config yet (eventual consistency)
+    config_not_visible: int = 0
 
     def next_update_failure(self) -> str | None:
         return self.fail_updates.pop(0) if self.fail_updates else None
@@ -91,10 +95,15 @@ def _in_background(work: Callable[[], None]) -> None:
     thread.start()
 
 
-def _model_archive(backend: SageMakerModelBackend, model_name: str) -> tuple[bytes, str]:
+def _model_archive(
+    backend: SageMakerModelBackend, model_name: str, endpoint_name: str
+) -> tuple[bytes, str]:
     model = backend._models[model_name]
     container = model.primary_container or {}
     uri = container.get("ModelDataUrl", "")
+    _execution_role_can_run(
+        backend, model.execution_role_arn, uri, container.get("Image", ""), endpoint_name
+    )
     bucket, key = uri[5:].split("/", 1)
     s3 = s3_backends[backend.account_id]["aws"]
     try:
@@ -105,6 +114,46 @@ def _model_archive(backend: SageMakerModelBackend, model_name: str) -> tuple[byt
         ) from error
 
 
+def _execution_role_can_run(
+    backend: SageMakerModelBackend, role_arn: str, model_data: str, image: str, endpoint: str
+) -> None:
+    """What SageMaker does as the execution role before a container starts: read the model
+    archive (and its KMS key), pull the image from ECR, and open the endpoint's log stream."""
+    account, region = backend.account_id, backend.region_name
+    bucket, key = model_data[5:].split("/", 1)
+    needs = [iam.Check("s3:GetObject", f"arn:aws:s3:::{bucket}/{key}")]
+    kms_key = iam.bucket_kms_key(bucket)
+    if kms_key:
+        needs.append(iam.Check("kms:Decrypt", kms_key))
+    for check in needs:
+        if not iam.role_allows(account, role_arn, check):
+            raise VariantFailed(
+                f"Could not access model data at {model_data}. Please ensure that the role "
+                f'"{role_arn}" exists and that its trust relationship policy allows the action '
+                '"sts:AssumeRole" for the service principal "sagemaker.amazonaws.com". Also '
+                f'ensure that the role has "{check.action}" permissions on {check.resource}.'
+            )
+    registry, _, rest = image.partition("/")
+    if STATE.registry and registry == STATE.registry:
+        repository = rest.partition("@")[0].partition(":")[0]
+        arn = f"arn:aws:ecr:{region}:{account}:repository/{repository}"
+        for check in (
+            iam.Check("ecr:GetAuthorizationToken", "*"),
+            iam.Check("ecr:BatchGetImage", arn),
+            iam.Check("ecr:GetDownloadUrlForLayer", arn),
+        ):
+            if not iam.role_allows(account, role_arn, check):
+                raise VariantFailed(
+                    f"The execution role {role_arn} is not authorized to perform {check.action} "
+                    f"on {check.resource}: SageMaker could not pull the image {image}"
+                )
+    # Without these the endpoint still serves, but its container logs never reach CloudWatch;
+    # a refusal is recorded and shows in the stand-in's authorization report.
+    group = f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/{endpoint}:*"
+    for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+        iam.role_allows(account, role_arn, iam.Check(action, group))
+
+
 def _start_variants(
     backend: SageMakerModelBackend, config_name: str, endpoint_name: str
 ) -> list[Any]:
@@ -112,7 +161,7 @@ def _start_variants(
     started: list[Any] = []
     try:
         for variant in config.production_variants:
-            archive, image = _model_archive(backend, variant["ModelName"])
+            archive, image = _model_archive(backend, variant["ModelName"], endpoint_name)
             runner = STATE.runner_factory(
                 variant=variant["VariantName"],
                 model_archive=archive,
@@ -134,6 +183,24 @@ def _start_variants(
     return started
 
 
+def _execution_roles_read_alarms(
+    backend: SageMakerModelBackend, config_name: str, deployment_config: dict | None
+) -> None:
+    """Deployment guardrails: the execution role must be allowed cloudwatch:DescribeAlarms on
+    every auto-rollback alarm (SageMaker's deployment-guardrails configuration guide)."""
+    alarms = ((deployment_config or {}).get("AutoRollbackConfiguration") or {}).get("Alarms", [])
+    account, region = backend.account_id, backend.region_name
+    for variant in backend.endpoint_configs[config_name].production_variants:
+        role = backend._models[variant["ModelName"]].execution_role_arn
+        for alarm in alarms:
+            arn = f"arn:aws:cloudwatch:{region}:{account}:alarm:{alarm['AlarmName']}"
+            if not iam.role_allows(account, role, iam.Check("cloudwatch:DescribeAlarms", arn)):
+                raise ValidationError(
+                    message=f"The execution role {role} is not authorized to perform "
+                    f"cloudwatch:DescribeAlarms on the auto-rollback alarm {arn}."
+                )
+
+
 def _firing_alarm(backend: SageMakerModelBackend, deployment_config: dict | None) -> str | None:
     alarms = ((deployment_config or {}).get("AutoRollbackConfiguration") or {}).get("Alarms", [])
     cloudwatch = cloudwatch_backends[backend.account_id][backend.region_name]
@@ -150,6 +217,12 @@ def create_endpoint(
     endpoint_config_name: str,
     tags: list[dict[str, str]],
 ) -> FakeEndpoint:
+    with STATE.lock:
+        if STATE.faults.config_not_visible > 0:
+            STATE.faults.config_not_visible -= 1
+            raise ValidationError(
+                message=f'Could not find endpoint configuration "{endpoint_config_name}".'
+            )
     endpoint = _original["create_endpoint"](self, endpoint_name, endpoint_config_name, tags)
     endpoint.endpoint_status = "Creating"
 
@@ -182,6 +255,7 @@ def update_endpoint(
         raise ValidationError(
             message=f'Could not find endpoint configuration "{endpoint_config_name}".'
         )
+    _execution_roles_read_alarms(self, endpoint_config_name, deployment_config)
     with STATE.lock:
         if endpoint.endpoint_status != "InService":
             raise ValidationError(message=f'Cannot update in-progress endpoint "{endpoint.arn}".')
@@ -249,6 +323,12 @@ def delete_endpoint(self: SageMakerModelBackend, endpoint_name: str) -> None:
 
 
 def create_model(self: SageMakerModelBackend, **kwargs: Any) -> Any:
+    role = kwargs.get("execution_role_arn", "")
+    if not _sagemaker_may_assume(self.account_id, role):
+        raise ValidationError(
+            message=f"Could not assume role {role}. Please ensure that the role exists and allows "
+            "principal 'sagemaker.amazonaws.com' to assume the role."
+        )
     containers = [kwargs.get("primary_container") or {}, *(kwargs.get("containers") or [])]
     for container in containers:
         image = container.get("Image", "")
@@ -263,6 +343,20 @@ def create_model(self: SageMakerModelBackend, **kwargs: Any) -> Any:
                 "supports Docker image manifest V2, schema 2 only."
             )
     return _original["create_model"](self, **kwargs)
+
+
+def _sagemaker_may_assume(account: str, role_arn: str) -> bool:
+    """SageMaker assumes the execution role as its service principal, from this account."""
+    try:
+        return iam.trust_allows(
+            account,
+            role_arn.rpartition("/")[2],
+            "sts:AssumeRole",
+            {"Service": "sagemaker.amazonaws.com"},
+            {"aws:SourceAccount": account},
+        )
+    except Exception:  # moto's NoSuchEntity: the role does not exist
+        return False
 
 
 OCI_TYPES = (
@@ -313,7 +407,7 @@ def invoke_endpoint_response(self: SageMakerRuntimeResponse) -> Any:
         runners = list(STATE.runners.get(name, []))
     if not runners:
         raise ValidationError(
-            message=f"Endpoint {name} of account {self.current_account} " "not found."
+            message=f"Endpoint {name} of account {self.current_account} not found."
         )
     answer = httpx.post(
         f"{runners[0].base_url}/invocations",
@@ -343,6 +437,12 @@ def get_authorization_token_response(self: ECRResponse) -> ActionResult:
     return result
 
 
+def register_scalable_target(self: ApplicationAutoscalingBackend, *args: Any, **kwargs: Any) -> Any:
+    """The first registration creates Application Auto Scaling's service-linked role."""
+    iam.create_scaling_role(self.account_id)
+    return _original["register_scalable_target"](self, *args, **kwargs)
+
+
 _original: dict[str, Callable[..., Any]] = {}
 
 
@@ -356,6 +456,8 @@ def install() -> None:
     SageMakerModelBackend.update_endpoint = update_endpoint
     SageMakerModelBackend.delete_endpoint = delete_endpoint
     SageMakerModelBackend.create_model = create_model
+    _original["register_scalable_target"] = ApplicationAutoscalingBackend.register_scalable_target
+    ApplicationAutoscalingBackend.register_scalable_target = register_scalable_target
     _original["get_authorization_token"] = ECRResponse.get_authorization_token
     ECRResponse.get_authorization_token = get_authorization_token_response
     SageMakerResponse.update_endpoint = update_endpoint_response

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
+import re
 import shutil
 import signal
 import subprocess
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -19,7 +22,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from standin import sagemaker
+from standin import iam, sagemaker
 from standin.registry import LocalRegistry
 from standin.registry import available as registry_available
 from standin.runners import DockerRunner
@@ -28,7 +31,8 @@ CONTROL_PREFIX = "/_standin/"
 
 
 class ControlApp:
-    """WSGI: /_standin/faults (POST JSON), /_standin/state (GET), /_standin/reset (POST)."""
+    """WSGI: /_standin/faults (POST JSON), /_standin/state, /_standin/authorization (GET),
+    /_standin/reset (POST)."""
 
     def __init__(self, moto_app: Callable[..., Iterable[bytes]]) -> None:
         self.moto_app = moto_app
@@ -38,6 +42,9 @@ class ControlApp:
         if not path.startswith(CONTROL_PREFIX):
             if "Credential=EXPIRED" in environ.get("HTTP_AUTHORIZATION", ""):
                 return self._expired(environ, start_response)
+            denied = self._denied(environ, start_response)
+            if denied is not None:
+                return denied
             if self._throttled(environ):
                 body = b'{"__type": "ThrottlingException", "message": "Rate exceeded"}'
                 start_response(
@@ -63,28 +70,36 @@ class ControlApp:
 
     @staticmethod
     def _expired(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        """Access keys starting with EXPIRED stand for credentials whose session has ended.
+        """Access keys starting with EXPIRED stand for credentials whose session has ended."""
+        message = "The security token included in the request is expired"
+        return _error(environ, start_response, "400 Bad Request", "ExpiredToken", message)
 
-        The error is written in each protocol's own shape, so botocore parses its code.
-        """
-        message = b"The security token included in the request is expired"
-        if environ.get("HTTP_X_AMZ_TARGET"):  # JSON protocol (SageMaker, ECR, Logs, ...)
-            body = b'{"__type": "ExpiredTokenException", "message": "' + message + b'"}'
-            kind = "application/x-amz-json-1.1"
-        elif environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
-            body = (  # query protocol (STS, IAM, CloudWatch)
-                b"<ErrorResponse><Error><Type>Sender</Type><Code>ExpiredToken</Code><Message>"
-                + message
-                + b"</Message></Error></ErrorResponse>"
+    @staticmethod
+    def _denied(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes] | None:
+        """Refuse what the calling role's policies do not allow, as AWS words it."""
+        body = b""
+        if environ.get("HTTP_X_AMZ_TARGET") or environ.get("CONTENT_TYPE", "").startswith(
+            "application/x-www-form-urlencoded"
+        ):
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0) or 0)
+            environ["wsgi.input"] = io.BytesIO(body)
+        scope = re.search(r"Credential=[^/]+/[^/]+/([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+        try:
+            if _is_web_identity_login(environ, body):
+                refused = iam.refuse_web_identity(body)
+                if refused:
+                    return _error(environ, start_response, "403 Forbidden", "AccessDenied", refused)
+                return None
+            failed = iam.authorize(environ, body, scope[1] if scope else "us-east-1")
+        except iam.Unmodelled as error:
+            return _error(
+                environ, start_response, "403 Forbidden", "AccessDenied", f"{error} (stand-in)"
             )
-            kind = "text/xml"
-        else:  # S3's REST protocol
-            body = b"<Error><Code>ExpiredToken</Code><Message>" + message + b"</Message></Error>"
-            kind = "application/xml"
-        start_response(
-            "400 Bad Request", [("Content-Type", kind), ("Content-Length", str(len(body)))]
+        if failed is None:
+            return None
+        return _error(
+            environ, start_response, "403 Forbidden", "AccessDenied", iam.denial_message(*failed)
         )
-        return [body]
 
     @staticmethod
     def _throttled(environ: dict[str, Any]) -> bool:
@@ -105,6 +120,7 @@ class ControlApp:
             faults.transition_seconds = float(
                 payload.get("transition_seconds", faults.transition_seconds)
             )
+            faults.config_not_visible += int(payload.get("config_not_visible", 0))
             for action, count in payload.get("throttle", {}).items():
                 faults.throttle[action] = int(count)
             for endpoint, statuses in payload.get("invoke_errors", {}).items():
@@ -118,11 +134,58 @@ class ControlApp:
                     name: [r.base_url for r in runners] for name, runners in state.runners.items()
                 }
             return "200 OK", {"faults": state.faults.__dict__, "running": running}
+        if action == "authorization" and method == "GET":
+            return "200 OK", iam.report()
         if action == "reset" and method == "POST":
             state.stop_all()
             _reset_moto()
+            iam.USAGE.clear()
             return "200 OK", {"reset": True}
         return "404 Not Found", {"error": f"unknown control call {method} {action}"}
+
+
+def _is_web_identity_login(environ: dict[str, Any], body: bytes) -> bool:
+    return b"Action=AssumeRoleWithWebIdentity" in body and not environ.get("HTTP_X_AMZ_TARGET")
+
+
+def _error(
+    environ: dict[str, Any],
+    start_response: Callable[..., Any],
+    status: str,
+    code: str,
+    message: str,
+) -> list[bytes]:
+    """An AWS error in the request's protocol, so botocore parses its code and message."""
+    if environ.get("HTTP_X_AMZ_TARGET"):  # JSON protocol (SageMaker, ECR, Logs, ...)
+        exception = "AccessDeniedException" if code == "AccessDenied" else code + "Exception"
+        data = json.dumps({"__type": exception, "message": message}).encode()
+        kind = "application/x-amz-json-1.1"
+    elif environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        data = (  # query protocol (STS, IAM, CloudWatch)
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>"
+            f"{xml_escape(message)}</Message></Error></ErrorResponse>"
+        ).encode()
+        kind = "text/xml"
+    else:  # REST protocols: S3 (XML) and SageMaker Runtime (JSON error header)
+        data = (
+            f"<Error><Code>{code}</Code><Message>{xml_escape(message)}</Message></Error>".encode()
+        )
+        kind = "application/xml"
+        if "/endpoints/" in environ.get("PATH_INFO", ""):
+            exception = "AccessDeniedException" if code == "AccessDenied" else code
+            data = json.dumps({"message": message}).encode()
+            kind = "application/json"
+            start_response(
+                status,
+                [
+                    ("Content-Type", kind),
+                    ("Content-Length", str(len(data))),
+                    ("x-amzn-ErrorType", exception),
+                ],
+            )
+            return [data]
+    start_response(status, [("Content-Type", kind), ("Content-Length", str(len(data)))])
+    return [data]
 
 
 def _reset_moto() -> None:

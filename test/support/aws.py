@@ -18,11 +18,19 @@ BUCKET = "bikeshare-models"
 
 @dataclass
 class Aws:
-    """Clients on the stand-in plus its control API."""
+    """The stand-in's account as Terraform leaves it, its control API, and who acts in it.
+
+    `clients` act as the staging deployer and `production` as the production deployer, logged
+    in as their workflows are, so every call is authorized against the Terraform policies.
+    `sagemaker` is the account administrator's: tests use it to look, and to do what only
+    AWS itself or a person would (scale a variant, remove a tag).
+    """
 
     url: str
-    target: AwsTarget
+    target: AwsTarget  # the administrator's: for what Terraform, AWS or a person would do
     clients: Clients
+    production: Clients
+    admin_sagemaker: Any
     image: str  # the serving image, pushed to the stand-in's registry, by digest
     registry: Any  # the stand-in's LocalRegistry, to push other images
 
@@ -31,7 +39,13 @@ class Aws:
 
     @property
     def sagemaker(self) -> Any:
-        return self.clients.sagemaker
+        return self.admin_sagemaker
+
+    def authorization(self) -> dict[str, dict[str, list[str]]]:
+        """Per role: the calls the stand-in refused, and the permissions no call used."""
+        answer = httpx.get(f"{self.url}/_standin/authorization", timeout=10)
+        answer.raise_for_status()
+        return answer.json()
 
     def request(self, endpoint: str, model_data: str, **overrides: Any) -> DeployRequest:
         """A deploy request for the pushed image, with test-speed polling."""

@@ -92,6 +92,13 @@ def fetch_archive(s3: Any, uri: str) -> bytes:
             raise BikeshareError(
                 f"model artifact {uri} does not exist; nothing was changed"
             ) from error
+        if error_code(error) in ("403", "AccessDenied", "Forbidden"):
+            raise BikeshareError(
+                f"reading model artifact {uri} was refused (AccessDenied). The deploy roles, and "
+                "the SageMaker execution role that would load it, may read model archives only "
+                "under the model prefix Terraform grants (s3://<model_bucket_name>/models/ by "
+                "default): upload it there with `bikeshare upload-model`. Nothing was changed"
+            ) from error
         raise
     if head["ContentLength"] > MAX_ARCHIVE_BYTES:
         raise BikeshareError(f"model artifact {uri} is {head['ContentLength']} bytes; too large")

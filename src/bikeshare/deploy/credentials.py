@@ -96,21 +96,22 @@ def assume_role(oidc: GithubOidc, region: str, endpoint_url: str | None) -> dict
         endpoint_url=endpoint_url,
         config=Config(signature_version=UNSIGNED),
     )
+    token = fetch_web_identity_token(oidc)
     try:
         credentials = sts.assume_role_with_web_identity(
             RoleArn=oidc.role_arn,
             RoleSessionName=oidc.session_name,
-            WebIdentityToken=fetch_web_identity_token(oidc),
+            WebIdentityToken=token,
             DurationSeconds=oidc.duration_seconds,
         )["Credentials"]
-    except BikeshareError:
-        raise
     except Exception as error:
         code = getattr(error, "response", {}).get("Error", {}).get("Code", type(error).__name__)
         raise BikeshareError(
-            f"AssumeRoleWithWebIdentity for {oidc.role_arn} failed ({code}); check the role's "
-            "trust policy allows token.actions.githubusercontent.com for this repository and "
-            "branch; nothing was changed"
+            f"AssumeRoleWithWebIdentity for {oidc.role_arn} failed ({code}) for the token "
+            f"subject {token_subject(token)!r}. The roles trust only "
+            "'repo:OWNER/NAME:environment:ENV:ref:refs/heads/BRANCH' (the release branch); a "
+            "subject without ':ref:' means the repository's OIDC subject template is not set "
+            '(docs/guide.md, "Set up AWS"). Nothing was changed'
         ) from None
     return {
         "access_key": credentials["AccessKeyId"],
@@ -118,6 +119,19 @@ def assume_role(oidc: GithubOidc, region: str, endpoint_url: str | None) -> dict
         "token": credentials["SessionToken"],
         "expiry_time": credentials["Expiration"].isoformat(),
     }
+
+
+def token_subject(token: str) -> str:
+    """The `sub` claim of a JWT (a claim, not a secret), or "unreadable"."""
+    import base64
+    import json
+
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return str(claims["sub"])
+    except (IndexError, KeyError, TypeError, ValueError):
+        return "unreadable"
 
 
 def oidc_session(oidc: GithubOidc, region: str, endpoint_url: str | None) -> boto3.Session:

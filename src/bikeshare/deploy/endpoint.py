@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bikeshare.deploy.aws import is_not_found
+from bikeshare.deploy.aws import error_code, error_message, is_not_found
+from bikeshare.errors import BikeshareError
 
 # SageMaker's endpoint statuses, grouped by what the deploy may do about them.
 IN_PROGRESS = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
@@ -73,10 +74,15 @@ def describe_endpoint(sagemaker: Any, name: str) -> EndpointSnapshot | None:
         raise
     config_name = endpoint["EndpointConfigName"]
     runtime = {v["VariantName"]: v for v in endpoint.get("ProductionVariants", [])}
-    variants = tuple(
-        _variant(sagemaker, spec, runtime.get(spec["VariantName"], {}))
-        for spec in _config_variants(sagemaker, config_name)
-    )
+    try:
+        variants = tuple(
+            _variant(sagemaker, spec, runtime.get(spec["VariantName"], {}))
+            for spec in _config_variants(sagemaker, config_name)
+        )
+    except Exception as error:
+        if error_code(error) in ACCESS_DENIED:
+            raise _unreadable_release(name, config_name, error) from error
+        raise
     tags = {
         t["Key"]: t["Value"]
         for t in sagemaker.list_tags(ResourceArn=endpoint["EndpointArn"]).get("Tags", [])
@@ -90,6 +96,21 @@ def describe_endpoint(sagemaker: Any, name: str) -> EndpointSnapshot | None:
         variants=variants,
         tags=tags,
         last_modified=str(endpoint.get("LastModifiedTime", "")),
+    )
+
+
+ACCESS_DENIED = ("AccessDenied", "AccessDeniedException")
+
+
+def _unreadable_release(endpoint: str, config: str, error: Exception) -> BikeshareError:
+    """A serving release the role may not read: one made before bikeshare named its releases."""
+    return BikeshareError(
+        f"{endpoint} serves endpoint config {config}, and reading it or its model was refused "
+        f"({error_message(error)}). The deploy and plan roles read only releases named "
+        f"{release_prefix(endpoint)}*; one with another name was made before bikeshare (by the "
+        "seed's workflows, for example). Add its config and model names to `adopted_releases` "
+        'in infra/terraform for this environment and apply (docs/guide.md, "Migration from the '
+        "seed's workflows\"); nothing was changed"
     )
 
 

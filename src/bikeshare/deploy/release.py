@@ -345,14 +345,16 @@ def _first_deploy(
 ) -> Outcome:
     sagemaker, name = clients.sagemaker, request.endpoint_name
     try:
-        sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=outcome.new_config)
+        _create_endpoint(sagemaker, name, outcome.new_config, request.polling)
     except Exception as error:
         if error_code(error) != "ValidationException":
             raise
         _delete_release(sagemaker, outcome.new_config)
+        raced = describe_endpoint(sagemaker, name) is not None
         raise DeployFailed(
-            f"SageMaker refused to create {name}: {error_message(error)}. Another deploy may "
-            "have created it first; removed this release's config and model"
+            f"SageMaker refused to create {name}: {error_message(error)}. "
+            + ("Another deploy created it first; " if raced else "Nothing is serving; ")
+            + "removed this release's config and model"
         ) from error
     final = wait_until_settled(sagemaker, name, request.polling, say)
     if final.status != "InService":
@@ -371,9 +373,30 @@ def _first_deploy(
         ) from error
     outcome.serving = outcome.new_config
     _record(sagemaker, final, outcome.new_config, previous=None, git_sha=request.git_sha)
-    _apply_scaling(clients, request, final, request.scaling, say)
+    _scaling_after_release(clients, request, final, request.scaling, outcome.new_config, say)
     say(f"{name} is serving {outcome.new_config} (verified)")
     return outcome
+
+
+# SageMaker's CreateEndpoint reads the endpoint config with an eventually consistent read: right
+# after CreateEndpointConfig it may answer "Could not find endpoint configuration". AWS's
+# CreateEndpoint reference recommends DescribeEndpointConfig first, and retrying.
+CONFIG_NOT_VISIBLE = "Could not find endpoint configuration"
+CREATE_ATTEMPTS = 5
+
+
+def _create_endpoint(sagemaker: Any, name: str, config: str, polling: Polling) -> None:
+    """CreateEndpoint, retried while SageMaker does not see the new config yet."""
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        sagemaker.describe_endpoint_config(EndpointConfigName=config)
+        try:
+            sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=config)
+            return
+        except Exception as error:
+            not_visible = CONFIG_NOT_VISIBLE in error_message(error)
+            if not not_visible or attempt == CREATE_ATTEMPTS:
+                raise
+            time.sleep(min(polling.seconds, 2.0) * attempt)
 
 
 def _remove_first_deploy(sagemaker: Any, name: str, config: str) -> None:
@@ -410,8 +433,10 @@ def _update(
         _delete_release(sagemaker, new)
         _apply_scaling(clients, request, current, kept_scaling, say)
         raise DeployFailed(
-            f"SageMaker refused the update of {name}: {error_message(error)}. Another deploy may "
-            f"have started first; {name} still serves {current.config_name}, unchanged"
+            f"SageMaker refused the update of {name}: {error_message(error)}. "
+            + ("Another change started first; " if _raced(sagemaker, name, error) else "")
+            + f"{name} still serves {current.config_name}, unchanged; removed this release's "
+            "config and model"
         ) from error
     final = wait_until_settled(sagemaker, name, request.polling, say)
     if final.config_name != new or final.status != "InService":
@@ -430,12 +455,42 @@ def _update(
         ) from error
     outcome.serving = new
     _record(sagemaker, final, new, previous=current.config_name, git_sha=request.git_sha)
-    _apply_scaling(clients, request, final, request.scaling or kept_scaling, say)
     prune_releases(
         sagemaker, name, keep=request.keep_releases, protect={new, current.config_name}, say=say
     )
+    _scaling_after_release(clients, request, final, request.scaling or kept_scaling, new, say)
     say(f"{name} is serving {new} (verified)")
     return outcome
+
+
+def _scaling_after_release(
+    clients: Clients,
+    request: DeployRequest,
+    final: EndpointSnapshot,
+    policy: ScalingPolicy | None,
+    new: str,
+    say: Say,
+) -> None:
+    """Auto scaling once the release is verified: a failure here fails the command, but says
+    that the release itself serves, so nobody rolls back a good release over it."""
+    try:
+        _apply_scaling(clients, request, final, policy, say)
+    except Exception as error:
+        name = request.endpoint_name
+        raise DeployFailed(
+            f"{name} is serving {new} (verified), but registering its auto scaling failed: "
+            f"{error_code(error) or type(error).__name__}: {error_message(error)}. The release "
+            f"stays; fix the cause and re-run the deploy, or register the scaling by hand"
+        ) from error
+
+
+def _raced(sagemaker: Any, name: str, refusal: Exception) -> bool:
+    """Whether SageMaker refused an update because another change got there first (and not,
+    say, because a role lacks a permission SageMaker checks)."""
+    if "in-progress" in error_message(refusal):
+        return True
+    now = describe_endpoint(sagemaker, name)
+    return now is not None and now.status in IN_PROGRESS
 
 
 def _release_scaling_for_type_change(
