@@ -27,7 +27,7 @@ data "aws_iam_openid_connect_provider" "github" {
 # GitHub's default subject of an environment job ("repo:R:environment:E") names no branch, so
 # any branch's workflow that names the environment could assume the role. The repository's OIDC
 # subject template adds the ref ("include_claim_keys": ["repo", "context", "ref"]), giving
-# "repo:R:environment:E:ref:refs/heads/main"; docs/guide.md ("Set up AWS") shows the one call
+# "repo:R:environment:E:ref:refs/heads/main"; docs/guide.md (Configuration, "Environments") shows the one call
 # that sets it. Until it is set, every login is refused, never widened.
 data "aws_iam_policy_document" "github_environment_trust" {
   for_each = toset(concat(keys(var.environments), [var.promotion_plan_environment]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -11,14 +12,13 @@ import pytest
 
 from bikeshare.deploy.artifacts import upload_model
 from bikeshare.deploy.aws import AwsTarget
-from bikeshare.deploy.release import Clients
 from bikeshare.model.runtime import RUNTIME_LABEL, as_requirements, installed_versions
 from standin import StandIn, sagemaker
 from standin.registry import PASSWORD
 from standin.runners import DockerRunner
-from support import docker_available
+from support import REPORT_LINES, docker_available
 from support.account import admin_client, admin_session, login, provision
-from support.aws import BUCKET, REGION, REPOSITORY, Aws
+from support.aws import BUCKET, REGION, REPOSITORY, Aws, release_clients
 from support.images import push
 
 
@@ -55,21 +55,42 @@ def deployable_image(standin: StandIn, request: pytest.FixtureRequest) -> str:
     return standin.registry.push_manifest(REPOSITORY, "test", runtime)
 
 
-def deployer_clients(target: AwsTarget) -> Clients:
-    """Every client a release uses, from one logged-in target."""
-    return Clients(
-        sagemaker=target.client("sagemaker"),
-        runtime=target.client("sagemaker-runtime"),
-        s3=target.client("s3"),
-        autoscaling=target.client("application-autoscaling"),
-        sts=target.client("sts"),
-        ecr=target.client("ecr"),
-    )
+@dataclass
+class NeverUsed:
+    """The permissions no release test needed: per role, those unused in every test so far."""
+
+    by_role: dict[str, set[str]] | None = None
+
+    def add(self, report: dict[str, dict[str, list[str]]]) -> None:
+        unused = {role: set(found["unused"]) for role, found in report.items()}
+        if self.by_role is None:
+            self.by_role = unused
+        else:
+            self.by_role = {
+                role: self.by_role.get(role, set()) & unused.get(role, set())
+                for role in self.by_role.keys() | unused.keys()
+            }
+
+
+@pytest.fixture(scope="session")
+def never_used() -> Iterator[NeverUsed]:
+    """Report, after the run, what the Terraform grants and no release test used."""
+    found = NeverUsed()
+    yield found
+    for role, actions in sorted((found.by_role or {}).items()):
+        REPORT_LINES.append(
+            f"granted to {role} and used by no release test: {', '.join(sorted(actions))}"
+            if actions
+            else f"granted to {role}: every permission was used by a release test"
+        )
 
 
 @pytest.fixture
 def aws(
-    standin: StandIn, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    standin: StandIn,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    never_used: NeverUsed,
 ) -> Iterator[Aws]:
     """The account as Terraform leaves it; the test acts as the staging deployer.
 
@@ -84,21 +105,24 @@ def aws(
     provision(standin.url, REGION)
     staging = login(standin.url, REGION, "bikeshare-deployer-staging", "staging")
     production = login(standin.url, REGION, "bikeshare-deployer-production", "production")
+    planner = login(standin.url, REGION, "bikeshare-promotion-planner", "production-plan")
     for name, value in staging.environment().items():
         monkeypatch.setenv(name, value)
     yield Aws(
         standin.url,
         AwsTarget(region=REGION, endpoint_url=standin.url, session=admin_session(REGION)),
-        deployer_clients(
-            AwsTarget(region=REGION, endpoint_url=standin.url, session=staging.session(REGION))
-        ),
-        deployer_clients(
-            AwsTarget(region=REGION, endpoint_url=standin.url, session=production.session(REGION))
-        ),
+        release_clients(staging.session(REGION), standin.url),
+        release_clients(production.session(REGION), standin.url),
         admin_client("sagemaker", standin.url, REGION),
+        {
+            "staging": staging.session(REGION),
+            "production": production.session(REGION),
+            "production-plan": planner.session(REGION),
+        },
         image,
         standin.registry,
     )
+    never_used.add(httpx.get(f"{standin.url}/_standin/authorization", timeout=10).json())
     httpx.post(f"{standin.url}/_standin/reset", timeout=180).raise_for_status()
 
 

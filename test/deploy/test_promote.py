@@ -115,7 +115,9 @@ def test_promote_with_an_override_model(aws: Aws, model_uri: str) -> None:
 def test_promote_dry_run_shows_the_plan_and_changes_nothing(aws: Aws, model_uri: str) -> None:
     deploy(aws.clients, aws.request(STAGING, model_uri), say=quiet)
     lines: list[str] = []
-    outcome = promote(aws.production, STAGING, prod_request(aws, dry_run=True), say=lines.append)
+    # the plan job runs before the approval, as the read-only planner role
+    planner = aws.clients_of("production-plan")
+    outcome = promote(planner, STAGING, prod_request(aws, dry_run=True), say=lines.append)
     assert outcome.dry_run
     assert lines[0].startswith(f"promoting to {PROD}: image ")
     assert f"model data:   {model_uri}" in "\n".join(lines)

@@ -16,6 +16,19 @@ REPOSITORY = "bikeshare-serving"
 BUCKET = "bikeshare-models"
 
 
+def release_clients(session: Any, url: str) -> Clients:
+    """Every client a release uses, from one logged-in boto3 session."""
+    target = AwsTarget(region=session.region_name, endpoint_url=url, session=session)
+    return Clients(
+        sagemaker=target.client("sagemaker"),
+        runtime=target.client("sagemaker-runtime"),
+        s3=target.client("s3"),
+        autoscaling=target.client("application-autoscaling"),
+        sts=target.client("sts"),
+        ecr=target.client("ecr"),
+    )
+
+
 @dataclass
 class Aws:
     """The stand-in's account as Terraform leaves it, its control API, and who acts in it.
@@ -31,6 +44,7 @@ class Aws:
     clients: Clients
     production: Clients
     admin_sagemaker: Any
+    sessions: dict[str, Any]  # GitHub environment -> the boto3 session of its role
     image: str  # the serving image, pushed to the stand-in's registry, by digest
     registry: Any  # the stand-in's LocalRegistry, to push other images
 
@@ -40,6 +54,14 @@ class Aws:
     @property
     def sagemaker(self) -> Any:
         return self.admin_sagemaker
+
+    def client(self, environment: str, service: str) -> Any:
+        """Any AWS client, logged in as the role of `environment` (the plan job's too)."""
+        return self.sessions[environment].client(service, endpoint_url=self.url)
+
+    def clients_of(self, environment: str) -> Clients:
+        """A release's clients, logged in as the role of `environment`."""
+        return release_clients(self.sessions[environment], self.url)
 
     def authorization(self) -> dict[str, dict[str, list[str]]]:
         """Per role: the calls the stand-in refused, and the permissions no call used."""

@@ -111,7 +111,7 @@ def assume_role(oidc: GithubOidc, region: str, endpoint_url: str | None) -> dict
             f"subject {token_subject(token)!r}. The roles trust only "
             "'repo:OWNER/NAME:environment:ENV:ref:refs/heads/BRANCH' (the release branch); a "
             "subject without ':ref:' means the repository's OIDC subject template is not set "
-            '(docs/guide.md, "Set up AWS"). Nothing was changed'
+            '(docs/guide.md, Configuration, "Environments"). Nothing was changed'
         ) from None
     return {
         "access_key": credentials["AccessKeyId"],
