@@ -223,9 +223,8 @@ def test_the_account_partition_and_repository_come_from_the_setting() -> None:
     role = other.roles["bikeshare-deployer-staging"]
     assert role.arn == "arn:aws-us-gov:iam::210987654321:role/bikeshare-deployer-staging"
     own = statement(next(iter(role.policies.values())), "ReleaseOwnEndpoint")
-    assert (
-        "arn:aws-us-gov:sagemaker:us-gov-west-1:210987654321:endpoint/bikeshare-staging"
-        in (own["Resource"])
+    assert "arn:aws-us-gov:sagemaker:us-gov-west-1:210987654321:endpoint/bikeshare-staging" in (
+        own["Resource"]
     )
     (trust,) = role.trust["Statement"]
     assert_subject(trust, "someone/else", "staging")
