@@ -9,15 +9,22 @@ locals {
   # Each endpoint's releases: bikeshare names them "<endpoint>-<sha>-<time>"; releases made
   # before bikeshare (the seed's workflows) are adopted by name through var.adopted_releases.
   release_arns = {
+    for env, cfg in var.environments : cfg.endpoint_name => [
+      "${local.sagemaker}:endpoint-config/${cfg.endpoint_name}-*",
+      "${local.sagemaker}:model/${cfg.endpoint_name}-*",
+    ]
+  }
+  adopted_config_arns = {
+    for env, cfg in var.environments : cfg.endpoint_name => [
+      for name in lookup(var.adopted_releases, env, []) : "${local.sagemaker}:endpoint-config/${lower(name)}"
+    ]
+  }
+  # What the roles may read: bikeshare's releases and the adopted ones (configs and models).
+  readable_release_arns = {
     for env, cfg in var.environments : cfg.endpoint_name => concat(
-      [
-        "${local.sagemaker}:endpoint-config/${cfg.endpoint_name}-*",
-        "${local.sagemaker}:model/${cfg.endpoint_name}-*",
-      ],
-      flatten([for name in lookup(var.adopted_releases, env, []) : [
-        "${local.sagemaker}:endpoint-config/${lower(name)}",
-        "${local.sagemaker}:model/${lower(name)}",
-      ]]),
+      local.release_arns[cfg.endpoint_name],
+      local.adopted_config_arns[cfg.endpoint_name],
+      [for name in lookup(var.adopted_releases, env, []) : "${local.sagemaker}:model/${lower(name)}"],
     )
   }
   # Production promotes what staging serves, so it reads the staging endpoint too.
@@ -44,7 +51,7 @@ resource "aws_iam_role_policy" "deployer" {
 }
 
 data "aws_iam_policy_document" "deployer" {
-  #checkov:skip=CKV_AWS_111:Only the statements AWS cannot scope use "*" (ECR token, SageMaker List*, scaling targets with random ids); each says why
+  #checkov:skip=CKV_AWS_111:Only the statements AWS cannot scope use "*" (ECR token, SageMaker List*, scaling targets with random ids, Application Auto Scaling's nameless CloudWatch validation calls); each says why
   #checkov:skip=CKV_AWS_356:Same statements as above: their actions take no resource ARN that a deploy could name in advance
   for_each                = var.environments
   source_policy_documents = [data.aws_iam_policy_document.ecr_login.json]
@@ -79,8 +86,19 @@ data "aws_iam_policy_document" "deployer" {
     actions = ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel", "sagemaker:ListTags"]
     resources = flatten([for name in local.readable_endpoints[each.key] : concat(
       ["${local.sagemaker}:endpoint/${name}"],
-      local.release_arns[name],
+      local.readable_release_arns[name],
     )])
+  }
+
+  statement {
+    sid = "RollBackToAdoptedReleases"
+    # Pointing the endpoint back at a release from before bikeshare (var.adopted_releases);
+    # never creating, tagging or deleting one.
+    actions = ["sagemaker:UpdateEndpoint"]
+    resources = concat(
+      ["${local.sagemaker}:endpoint/${each.value.endpoint_name}"],
+      local.adopted_config_arns[each.value.endpoint_name],
+    )
   }
 
   statement {
@@ -156,11 +174,23 @@ data "aws_iam_policy_document" "deployer" {
 
   statement {
     sid = "TargetTrackingAlarms"
-    # Application Auto Scaling checks the caller for these on the alarms target tracking makes
-    # for this endpoint's variants. Scoped to those names, so a deployer can never change or
-    # delete the Terraform rollback alarms (alarms.tf).
+    # Application Auto Scaling validates the caller's CloudWatch permissions with calls that name
+    # no alarm (DescribeAlarms, PutMetricAlarm and DeleteAlarms without parameters; its user
+    # guide, "Permissions validation for API calls on target resources"), so no alarm ARN can
+    # scope these; the Deny below keeps the Terraform alarms out of reach.
     actions   = ["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"]
-    resources = ["arn:${local.partition}:cloudwatch:${var.region}:${local.account}:alarm:TargetTracking-endpoint/${each.value.endpoint_name}/*"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid    = "NeverTouchRollbackAlarms"
+    effect = "Deny"
+    # The per-endpoint rollback alarms (alarms.tf) are production's guardrail: no deployer may
+    # change or delete them, whichever endpoint it deploys.
+    actions = ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:SetAlarmState", "cloudwatch:DisableAlarmActions"]
+    resources = [for env in values(var.environments) :
+      "arn:${local.partition}:cloudwatch:${var.region}:${local.account}:alarm:${env.endpoint_name}-*"
+    ]
   }
 
   statement {

@@ -25,7 +25,7 @@ data "aws_iam_policy_document" "promotion_planner" {
     actions = ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel", "sagemaker:ListTags"]
     resources = flatten([for env in values(var.environments) : concat(
       ["${local.sagemaker}:endpoint/${env.endpoint_name}"],
-      local.release_arns[env.endpoint_name],
+      local.readable_release_arns[env.endpoint_name],
     )])
   }
 

@@ -40,6 +40,13 @@ variable "environments" {
     condition     = alltrue([for env in values(var.environments) : startswith(env.endpoint_name, "bikeshare-")])
     error_message = "Endpoint names must start with bikeshare- (the IAM policies are scoped to it)."
   }
+
+  validation {
+    # Release names are "<endpoint>-<sha7>-<yyyymmddHHMMSS>", at most 63 characters: a longer
+    # endpoint name would be cut, and its releases would fall outside "<endpoint>-*".
+    condition     = alltrue([for env in values(var.environments) : length(env.endpoint_name) <= 40])
+    error_message = "Endpoint names are at most 40 characters (their release names must fit in 63)."
+  }
 }
 
 variable "adopted_releases" {
@@ -50,6 +57,12 @@ variable "adopted_releases" {
   validation {
     condition     = alltrue([for env in keys(var.adopted_releases) : contains(keys(var.environments), env)])
     error_message = "adopted_releases keys must be environments (keys of var.environments)."
+  }
+
+  validation {
+    # Exact SageMaker names only: a wildcard here would widen every role's grants.
+    condition     = alltrue([for name in flatten(values(var.adopted_releases)) : can(regex("^[a-zA-Z0-9][a-zA-Z0-9-]{0,62}$", name))])
+    error_message = "adopted_releases holds exact SageMaker endpoint config and model names (letters, digits, hyphens), no wildcards."
   }
 }
 

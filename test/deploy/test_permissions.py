@@ -178,7 +178,7 @@ def test_a_seed_endpoint_is_refused_with_the_migration_step_then_adopted(
     config, model = _seed_endpoint(aws, model_uri)
     with pytest.raises(BikeshareError, match="adopted_releases") as refused:
         deploy(aws.clients, aws.request(STAGING, model_uri), say=quiet)
-    assert f"{STAGING} serves endpoint config {config}" in str(refused.value)
+    assert f"{STAGING}'s endpoint config {config}: reading it" in str(refused.value)
     assert "nothing was changed" in str(refused.value)
     assert len(aws.sagemaker.list_models()["Models"]) == 1
 

@@ -190,6 +190,7 @@ def test_unscoped_resources_are_only_where_aws_allows_no_scoping_and_say_why() -
                     "EcrLogin",
                     "ListReleasesToPrune",
                     "DeployOwnedAutoScaling",
+                    "TargetTrackingAlarms",
                     "PublishMetrics",
                 }
                 assert statement.get("__comments__"), f"{statement['sid']} needs its reason"

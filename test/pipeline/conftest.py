@@ -28,6 +28,14 @@ def last_command(plan: list[Field]) -> list[str]:
     return execs[-1]["args"] if execs else []
 
 
+def dockerfile_entrypoint() -> list[str]:
+    """The serving image's ENTRYPOINT, as the engine reports it for an image built from it."""
+    (line,) = [
+        r for r in (ROOT / "Dockerfile").read_text().splitlines() if r.startswith("ENTRYPOINT ")
+    ]
+    return json.loads(line.removeprefix("ENTRYPOINT "))
+
+
 def dockerfile_healthcheck() -> dict[str, Any]:
     """The serving image's HEALTHCHECK as the engine reports it (durations as Go prints them)."""
     text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
@@ -69,6 +77,10 @@ def default_answer(plan: list[Field], tag_exists: bool = False) -> Any:
             return f"{REPOSITORY_URL}@{DIGEST}\n"
         if command[:2] == ["bikeshare", "upload-model"]:
             return "s3://bikeshare-models/models/" + "cd" * 32 + "/model.tar.gz\n"
+        if command[:2] == ["bikeshare", "release-of"]:
+            model = "s3://bikeshare-models/models/" + "cd" * 32 + "/model.tar.gz"
+            image = f"{REPOSITORY_URL}@{DIGEST}"
+            return json.dumps({"config": "c", "image_uri": image, "model_data": model}) + "\n"
         return "ok\n"
     if leaf == "exitCode":
         return 0 if command[:2] != ["bikeshare", "image-digest"] or tag_exists else 1
@@ -82,6 +94,8 @@ def default_answer(plan: list[Field], tag_exists: bool = False) -> Any:
         return f"{plan[-1].args['address']}@{DIGEST}"
     if plan[-2].name == "dockerHealthcheck":
         return dockerfile_healthcheck()[leaf]
+    if leaf == "entrypoint":
+        return dockerfile_entrypoint()
     if leaf == "id":
         return "placeholder-module-id"
     return None  # sync

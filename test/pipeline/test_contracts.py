@@ -36,7 +36,9 @@ from pipeline.conftest import (
     GIT_SHA,
     REPOSITORY_URL,
     default_answer,
+    dockerfile_entrypoint,
     dockerfile_healthcheck,
+    last_command,
 )
 from support.container_files import (
     INPUT_DIRS,
@@ -47,7 +49,7 @@ from support.container_files import (
     path_options,
     replay,
 )
-from support.dagger_plans import ROOT, OfflineEngine, calls, exec_error, steps
+from support.dagger_plans import ROOT, OfflineEngine, calls, exec_error, nested_objects, steps
 
 pytestmark = [pytest.mark.anyio, pytest.mark.tools_container]
 ROLE = "arn:aws:iam::123456789012:role/bikeshare-sagemaker-execution"
@@ -85,6 +87,12 @@ RELEASE_CALLS: dict[str, list[dict[str, Any]]] = {
              {"endpoint_name": "bikeshare-staging", "since": "2h"}],
     "rollback": [{"endpoint_name": "bikeshare-staging"},
                  {"endpoint_name": "bikeshare-staging", "to_config": "bikeshare-staging-x"}],
+    "replay": [{"image_uri": f"{REPOSITORY_URL}@{DIGEST}", "model_data": MODEL_DATA},
+               {"endpoint_name": "bikeshare-staging"},
+               {"endpoint_name": "bikeshare-staging", "config": "bikeshare-staging-x",
+                "keep_failed": True}],
+    "replay_service": [{"image_uri": f"{REPOSITORY_URL}@{DIGEST}", "model_data": MODEL_DATA},
+                       {"endpoint_name": "bikeshare-staging", "config": "bikeshare-staging-x"}],
 }  # fmt: skip
 ROLLOUT_OPTIONS = [
     {},
@@ -454,3 +462,87 @@ def test_installers_in_the_images_trust_the_systems_certificate_store() -> None:
     installs into the system store ("invalid peer certificate: UnknownIssuer")."""
     assert dockerfile_env("uv")["UV_SYSTEM_CERTS"] == "1"
     assert dockerfile_env("tools")["REQUESTS_CA_BUNDLE"] == "/etc/ssl/certs/ca-certificates.crt"
+
+
+# ---- replay ------------------------------------------------------------------------------------
+
+
+def _keyed(pipeline: Any) -> Any:
+    return pipeline.with_aws_keys(
+        access_key_id=dag.set_secret("i", "AKIAEXAMPLE"),
+        secret_access_key=dag.set_secret("k", "key"),
+        region="ca-central-1",
+        endpoint_url=ENDPOINT,
+    )
+
+
+def _probe_answer(exit_code: int, said: str) -> Any:
+    """An engine whose replay probe exits `exit_code` saying `said`; all else as usual."""
+
+    def answer(plan: list[Field]) -> Any:
+        probe = last_command(plan)[:1] == ["python3"]
+        if probe and plan[-1].name == "exitCode":
+            return exit_code
+        if probe and plan[-1].name == "stdout":
+            return said
+        return default_answer(plan)
+
+    return answer
+
+
+async def test_replay_serves_the_release_as_sagemaker_does(pipeline: Any, engine: Any) -> None:
+    """The image by digest, the model at /opt/ml/model, `ENTRYPOINT serve`, the model's own
+    serving example, and the probe's two files from src/ (standard library only)."""
+    ran = await _keyed(pipeline).replay(
+        image_uri=f"{REPOSITORY_URL}@{DIGEST}", model_data=MODEL_DATA
+    )
+    plan = steps(ran)
+    assert calls(plan, "from")[-1]["address"] == f"{REPOSITORY_URL}@{DIGEST}"
+    assert calls(plan, "withRegistryAuth")[-1]["address"] == REPOSITORY_URL.partition("/")[0]
+    mounted = {c["path"] for c in calls(plan, "withDirectory")}
+    assert {release.SAGEMAKER_MODEL_DIR, release.REPLAY_PROBE_DIR} <= mounted
+    probe = [f"{release.REPLAY_PROBE_DIR}/replay.py", "--payload", release.SERVING_EXAMPLE]
+    assert last_command(plan) == ["python3", *probe, "--", *dockerfile_entrypoint(), "serve"]
+    execs = [
+        args["args"] for item in nested_objects(plan) for args in calls(steps(item), "withExec")
+    ]
+    fetched = [argv for argv in execs if argv[1:2] == ["fetch-model"]]
+    assert fetched, "the model archive is fetched (and its sha256 checked) by bikeshare"
+    assert parse_bikeshare(fetched[0][1:]).model_data == MODEL_DATA
+    for path in ("deploy/replay.py", "serving/answers.py"):
+        text = (ROOT / "src/bikeshare" / path).read_text()
+        assert "import bikeshare" not in text.replace("from bikeshare.serving.answers", "")
+
+
+async def test_a_failed_replay_fails_with_the_step_and_the_log(
+    pipeline: Any, make_engine: Any
+) -> None:
+    said = "replay failed at start: the server exited with status 1\n--- log ---\nTraceback"
+    make_engine(_probe_answer(1, said))
+    with pytest.raises(release.ReplayFailed, match="replay failed at start") as failed:
+        await _keyed(pipeline).replay(endpoint_name="bikeshare-staging")
+    assert "Traceback" in str(failed.value)
+    assert f"{REPOSITORY_URL}@{DIGEST}" in str(failed.value), "resolved from the endpoint"
+    kept = await _keyed(pipeline).replay(endpoint_name="bikeshare-staging", keep_failed=True)
+    assert last_command(steps(kept))[0] == "python3", "the container, to explore"
+
+
+async def test_a_failed_cd_run_prints_the_replay_line_of_its_release(
+    pipeline: Any, make_engine: Any
+) -> None:
+    def answer(plan: list[Field]) -> Any:
+        if plan[-1].name == "exitCode" and last_command(plan)[:2] == ["bikeshare", "deploy"]:
+            return 1
+        return default_answer(plan)
+
+    make_engine(answer)
+    kwargs = {**RELEASE_CALLS["cd_staging"][2]}  # --model-data given
+    run = await _keyed(pipeline).cd_staging(**kwargs)
+    summary = {f.args["path"]: f.args["contents"] for f in steps(run)
+               if f.name == "withNewFile"}[SUMMARY_FILE]  # fmt: skip
+    rehearse, replay_line = reproduce_lines(summary)
+    assert rehearse.endswith(" rehearse")
+    assert dagger_call_problems(replay_line) == []
+    assert f"--image-uri={REPOSITORY_URL}@{DIGEST}" in replay_line
+    assert f"--model-data={MODEL_DATA}" in replay_line
+    assert f"--endpoint-url={ENDPOINT}" in replay_line

@@ -41,7 +41,7 @@ from support.dagger_plans import (
 CHECKS = {"lint", "test", "security", "terraform_validate", "image_test", "rehearse"}
 SIDE_EFFECTS = {
     "publish", "upload_model", "deploy", "promote", "rollback", "smoke", "status", "logs",
-    "cd_staging",
+    "cd_staging", "replay", "replay_service",
 }  # fmt: skip
 EXPECTED = CHECKS | {
     "ci", "test_report", "build", "tools", "model", "serve", "with_aws_oidc", "with_aws_keys",

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -456,12 +455,19 @@ def autoscaling_checks(operation: str, params: Mapping[str, Any], arns: Arns) ->
     if params.get("ServiceNamespace") != "sagemaker" or match is None:
         raise Unmodelled(f"the stand-in does not authorize {operation} on {resource_id!r}")
     endpoint = arns.sagemaker("endpoint", match[1])
-    # The alarms target tracking creates and deletes for the variant (their names end in a uuid)
-    tracking_alarms = arns.alarm(f"TargetTracking-{resource_id}-AlarmHigh-{uuid.uuid4()}")
+    # Its permission validation calls CloudWatch as the caller without naming an alarm
+    # (DescribeAlarms with MaxRecords=1, PutMetricAlarm and DeleteAlarms without parameters:
+    # the user guide's "Permissions validation for API calls on target resources").
+    validation = [
+        Check("cloudwatch:DescribeAlarms", "*"),
+        Check("cloudwatch:PutMetricAlarm", "*"),
+        Check("cloudwatch:DeleteAlarms", "*"),
+    ]
     if operation == "RegisterScalableTarget":
         checks += [
             Check("sagemaker:DescribeEndpoint", endpoint),
             Check("sagemaker:UpdateEndpointWeightsAndCapacities", endpoint),
+            *validation,
         ]
         if not _scaling_role_exists(arns.account):
             checks.append(
@@ -473,18 +479,8 @@ def autoscaling_checks(operation: str, params: Mapping[str, Any], arns: Arns) ->
                 )
             )
         return checks
-    if operation == "PutScalingPolicy":
-        return [
-            *checks,
-            Check("cloudwatch:DescribeAlarms", tracking_alarms),
-            Check("cloudwatch:PutMetricAlarm", tracking_alarms),
-        ]
-    if operation in ("DeregisterScalableTarget", "DeleteScalingPolicy"):
-        return [
-            *checks,
-            Check("cloudwatch:DescribeAlarms", tracking_alarms),
-            Check("cloudwatch:DeleteAlarms", tracking_alarms),
-        ]
+    if operation in ("PutScalingPolicy", "DeregisterScalableTarget", "DeleteScalingPolicy"):
+        return [*checks, *validation]
     raise Unmodelled(f"the stand-in does not authorize application-autoscaling:{operation}")
 
 

@@ -13,6 +13,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 from xml.sax.saxutils import escape as xml_escape
 
 from moto.moto_server.werkzeug_app import (
@@ -95,6 +96,9 @@ class ControlApp:
             return _error(
                 environ, start_response, "403 Forbidden", "AccessDenied", f"{error} (stand-in)"
             )
+        except Exception as error:  # a stand-in bug must not read as a retryable 500
+            reason = f"the stand-in could not authorize this call: {error!r} (stand-in)"
+            return _error(environ, start_response, "403 Forbidden", "AccessDenied", reason)
         if failed is None:
             return None
         return _error(
@@ -145,7 +149,17 @@ class ControlApp:
 
 
 def _is_web_identity_login(environ: dict[str, Any], body: bytes) -> bool:
-    return b"Action=AssumeRoleWithWebIdentity" in body and not environ.get("HTTP_X_AMZ_TARGET")
+    """An STS AssumeRoleWithWebIdentity call: unsigned (as botocore sends it) or signed for
+    STS, to "/"; a look-alike body sent to another service is authorized like any call."""
+    scope = re.search(
+        r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", environ.get("HTTP_AUTHORIZATION", "")
+    )
+    service = scope[1] if scope else ("" if not environ.get("HTTP_AUTHORIZATION") else "?")
+    return (
+        service in ("", "sts")
+        and environ.get("PATH_INFO", "/") == "/"
+        and parse_qs(body.decode(errors="replace")).get("Action") == ["AssumeRoleWithWebIdentity"]
+    )
 
 
 def _error(

@@ -142,17 +142,7 @@ def docker_or_skip() -> None:
 
 
 def extract(archive: tarfile.TarFile, target: Path) -> None:
-    """extractall with the "data" filter (no absolute paths, links out or devices).
+    """extractall with the "data" filter, as the release tools unpack model archives."""
+    from bikeshare.deploy.artifacts import safe_extract
 
-    The filter argument arrived in Python 3.11.4; Debian bookworm's 3.11.2 (the tools container
-    on machines without a registry) lacks it, so there every member is checked by hand instead.
-    """
-    if hasattr(tarfile, "data_filter"):
-        archive.extractall(target, filter="data")
-        return
-    root = target.resolve()
-    for member in archive.getmembers():
-        destination = (target / member.name).resolve()
-        if not (member.isfile() or member.isdir()) or not destination.is_relative_to(root):
-            raise tarfile.TarError(f"refusing archive member {member.name!r}")
-    archive.extractall(target)  # noqa: S202 - every member was checked above
+    safe_extract(archive, target)

@@ -47,7 +47,7 @@ OUTPUT_FILES = {
     ("rollback", "report"),
     ("package", "output"),
 }
-OUTPUT_DIRS = {("train", "output")}
+OUTPUT_DIRS = {("train", "output"), ("fetch-model", "output")}
 #: Options that name what the command reads: the path must exist.
 INPUT_FILES = {
     ("upload-model", "file"),

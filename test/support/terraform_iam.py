@@ -577,7 +577,7 @@ _EXPRESSION_NODES = {
     "tuple",
     "unary_op",
 }
-_BINARY_OPERATORS = {"==", "!=", "&&", "||"}
+_BINARY_OPERATORS = {"==", "!=", "&&", "||", "<", "<=", ">", ">="}
 _STRING_TOKENS = {"STRING_CHARS", "ESCAPED_INTERPOLATION", "ESCAPED_DIRECTIVE"}
 
 
@@ -1245,7 +1245,8 @@ class _Evaluator:
         return value
 
     def _binary(self, node: Tree, scope: _Scope) -> Any:
-        # The grammar encodes precedence (|| < && < == !=), so each binary_op is one operation.
+        # The grammar encodes precedence (|| < && < == != < comparisons), so each binary_op is one
+        # operation.
         left_tree, term = _trees(node)
         operator_tree, right_tree = _trees(term)
         operator = _name(operator_tree)
@@ -1254,6 +1255,15 @@ class _Evaluator:
             return _equal(left, right)
         if operator == "!=":
             return not _equal(left, right)
+        if operator in ("<", "<=", ">", ">="):
+            for side, value in (("left", left), ("right", right)):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise _Problem(
+                        EvaluationError,
+                        f"the {side} operand of {operator} must be a number, not a {_kind(value)}",
+                    )
+            return {"<": left < right, "<=": left <= right, ">": left > right,
+                    ">=": left >= right}[operator]  # fmt: skip
         left = self._bool(left, f"the left operand of {operator}")
         right = self._bool(right, f"the right operand of {operator}")
         return (left and right) if operator == "&&" else (left or right)

@@ -7,6 +7,7 @@ ever served from Dagger's cache. The work itself is the `bikeshare` CLI from src
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -38,6 +39,12 @@ ECR_PASSWORD_FILE = f"{ECR_LOGIN_DIR}/password"  # nosec B105
 #: The tag publish would use without --git-sha or --tag: refused, since ECR tags are immutable.
 UNSET_GIT_SHA = "dev"
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+#: Where replay puts the release's model (as SageMaker does) and its probe.
+SAGEMAKER_MODEL_DIR = "/opt/ml/model"
+REPLAY_MODEL_DIR = "/run/replay/model"  # in the tools container, before it moves to the image
+REPLAY_PROBE_DIR = "/opt/bikeshare-replay"
+REPLAY_PAYLOAD = f"{REPLAY_PROBE_DIR}/payload.json"
+SERVING_EXAMPLE = f"{SAGEMAKER_MODEL_DIR}/serving_input_example.json"
 
 T = TypeVar("T")
 
@@ -60,7 +67,7 @@ def by_digest(reference: str) -> str:
 @object_type
 class Release:
     """Release functions with AWS credentials: publish, upload-model, deploy, smoke, status,
-    logs, rollback, promote and cd-staging."""
+    logs, rollback, promote, cd-staging, and replay (a release served and smoked locally)."""
 
     source: Annotated[dagger.Directory, Doc("The repository")]
     git_sha: Annotated[str, Doc("Commit being released")]
@@ -94,16 +101,7 @@ class Release:
         ).sync()  # fmt: skip
         if await existing.exit_code() == 0:
             return by_digest(await existing.stdout())
-        login_command = ["bikeshare", "ecr-login", "--password-file", ECR_PASSWORD_FILE]
-        login = await (
-            tools.with_directory(ECR_LOGIN_DIR, dag.directory())
-            .with_exec([*login_command, *self.aws.cli_args()])
-            .sync()
-        )
-        registry = (await login.stdout()).strip()
-        password = dag.set_secret(
-            f"ecr-password-{registry}", await login.file(ECR_PASSWORD_FILE).contents()
-        )
+        registry, password = await self._ecr_login()
         image = await containers.labelled_serving_image(
             self.source, self.base_image, platform, self.git_sha, self.github_repository
         )
@@ -232,6 +230,88 @@ class Release:
         return await self._bikeshare(["logs", "--endpoint-name", endpoint_name, "--since", since])
 
     @function(cache="never")
+    async def replay(
+        self,
+        image_uri: Annotated[
+            str, Doc("The release's image by digest, REPO@sha256:... (the failed run names it)")
+        ] = "",
+        model_data: Annotated[str, Doc("The release's s3:// model.tar.gz")] = "",
+        endpoint_name: Annotated[
+            str, Doc("Instead of the two above: replay what this endpoint serves")
+        ] = "",
+        config: Annotated[
+            str, Doc("With --endpoint-name: replay this endpoint config of it instead")
+        ] = "",
+        payload: Annotated[
+            dagger.File | None,
+            Doc("Smoke request JSON (default: the model's own serving example)"),
+        ] = None,
+        keep_failed: Annotated[
+            bool, Doc("Return the container of a failed replay instead of failing, to explore it")
+        ] = False,
+    ) -> dagger.Container:
+        """Serve one release's exact image and model locally, as SageMaker does, and smoke it.
+
+        Pulls the image by digest from ECR, downloads the model archive (its sha256 checked
+        against its key), unpacks it at /opt/ml/model, starts the image's `serve`, waits for
+        /ping and sends the smoke request with the checks of `smoke`. A failure names its step
+        (start, ping or invoke) with the server's last log lines. Returns the container: its
+        stdout is the verdict and the log; `terminal` opens a shell in it.
+        """
+        image_uri, model_data = await self._release_to_replay(
+            image_uri, model_data, endpoint_name, config
+        )
+        image = await self._release_image(image_uri)
+        serving = image.with_directory(SAGEMAKER_MODEL_DIR, self._release_model(model_data))
+        probe = (
+            dag.directory()
+            .with_file("replay.py", self.source.file("src/bikeshare/deploy/replay.py"))
+            .with_file("answers.py", self.source.file("src/bikeshare/serving/answers.py"))
+        )
+        serving = serving.with_directory(REPLAY_PROBE_DIR, probe)
+        request = SERVING_EXAMPLE
+        if payload is not None:
+            serving, request = serving.with_file(REPLAY_PAYLOAD, payload), REPLAY_PAYLOAD
+        serve = [*await image.entrypoint(), "serve"]
+        ran = (
+            await containers.with_run_token(serving, uuid.uuid4().hex)
+            .with_exec(
+                ["python3", f"{REPLAY_PROBE_DIR}/replay.py", "--payload", request, "--", *serve],
+                expect=ReturnType.ANY,
+            )
+            .sync()
+        )
+        if await ran.exit_code() != 0 and not keep_failed:
+            raise ReplayFailed(
+                f"replay of {image_uri} with {model_data}:\n{(await ran.stdout()).rstrip()}"
+            )
+        return ran
+
+    @function(cache="never")
+    async def replay_service(
+        self,
+        image_uri: Annotated[str, Doc("The release's image by digest, REPO@sha256:...")] = "",
+        model_data: Annotated[str, Doc("The release's s3:// model.tar.gz")] = "",
+        endpoint_name: Annotated[
+            str, Doc("Instead of the two above: what this endpoint serves")
+        ] = "",
+        config: Annotated[str, Doc("With --endpoint-name: this endpoint config of it")] = "",
+    ) -> dagger.Service:
+        """One release's image serving its model on port 8080, as a SageMaker instance does.
+
+        `up --ports 8080:8080`, then send it requests from the laptop.
+        """
+        image_uri, model_data = await self._release_to_replay(
+            image_uri, model_data, endpoint_name, config
+        )
+        image = await self._release_image(image_uri)
+        return (
+            image.with_directory(SAGEMAKER_MODEL_DIR, self._release_model(model_data))
+            .with_exposed_port(8080)
+            .as_service(args=["serve"], use_entrypoint=True)
+        )
+
+    @function(cache="never")
     async def cd_staging(
         self,
         repository_url: Annotated[str, Doc("ECR repository URL (Terraform output)")],
@@ -280,7 +360,12 @@ class Release:
             step, report = await self._release_command("deploy, verify, smoke", args)
             steps.append(step)
             reports.append(report)
-        return self._run_directory(f"cd-staging to {endpoint_name}", steps, reports, "rehearse")
+        replay = ""
+        if image_uri is not None and uri is not None and not steps[-1].passed:
+            replay = self._with_laptop_keys("replay", image_uri=image_uri, model_data=uri)
+        return self._run_directory(
+            f"cd-staging to {endpoint_name}", steps, reports, "rehearse", replay
+        )
 
     # ---- helpers (not functions) ---------------------------------------------------------------
 
@@ -292,6 +377,56 @@ class Release:
                 "the first image ever pushed under it"
             )
         return self.git_sha[:12]
+
+    async def _ecr_login(self) -> tuple[str, dagger.Secret]:
+        """The ECR registry's address and a password for it, as a secret (never in stdout)."""
+        login_command = ["bikeshare", "ecr-login", "--password-file", ECR_PASSWORD_FILE]
+        login = await (
+            self._tools()
+            .with_directory(ECR_LOGIN_DIR, dag.directory())
+            .with_exec([*login_command, *self.aws.cli_args()])
+            .sync()
+        )
+        registry = (await login.stdout()).strip()
+        password = dag.set_secret(
+            f"ecr-password-{registry}", await login.file(ECR_PASSWORD_FILE).contents()
+        )
+        return registry, password
+
+    async def _release_to_replay(
+        self, image_uri: str, model_data: str, endpoint_name: str, config: str
+    ) -> tuple[str, str]:
+        """The image and model data to replay: given, or read from the endpoint's release."""
+        if endpoint_name:
+            if image_uri or model_data:
+                raise ValueError("pass --endpoint-name, or --image-uri and --model-data, not both")
+            args = ["release-of", "--endpoint-name", endpoint_name, "--config", config]
+            release = json.loads(await self._bikeshare(args))
+            return release["image_uri"], release["model_data"]
+        if not image_uri or not model_data:
+            raise ValueError(
+                "replay needs --image-uri and --model-data (the failed run's report names both), "
+                "or --endpoint-name [--config]"
+            )
+        return by_digest(image_uri), model_data
+
+    async def _release_image(self, image_uri: str) -> dagger.Container:
+        """The release's image, pulled by digest from its registry with ECR credentials."""
+        registry, password = await self._ecr_login()
+        base = dag.container(platform=dagger.Platform(PLATFORM))
+        if image_uri.startswith(f"{registry}/"):
+            base = base.with_registry_auth(registry, "AWS", password)
+        return base.from_(image_uri)
+
+    def _release_model(self, model_data: str) -> dagger.Directory:
+        """The release's model archive, downloaded, checked and unpacked as SageMaker does."""
+        return (
+            self._tools()
+            .with_directory(REPLAY_MODEL_DIR, dag.directory())
+            .with_exec(["bikeshare", "fetch-model", "--model-data", model_data,
+                        "--output", REPLAY_MODEL_DIR, *self.aws.cli_args()])
+            .directory(REPLAY_MODEL_DIR)
+        )  # fmt: skip
 
     def _tools(self) -> dagger.Container:
         """The tools container with credentials and a per-call token: never a cache replay."""
@@ -364,7 +499,12 @@ class Release:
         return chain
 
     def _run_directory(
-        self, title: str, steps: list[StepResult], reports: list[str], chain: str
+        self,
+        title: str,
+        steps: list[StepResult],
+        reports: list[str],
+        chain: str,
+        replay: str = "",
     ) -> dagger.Directory:
         """summary.md and outcome: what the workflows put in the job summary and fail on."""
         ok = all(s.passed or s.skipped for s in steps)
@@ -374,18 +514,24 @@ class Release:
             "needs AWS access and no `--dry-run`; production changes only through the approved "
             "GitHub workflow."
         )
+        module = (self.github_repository, self.git_sha)
         summary = run_report(
             title,
             steps,
             reports,
-            reproduce_line(self.github_repository, self.git_sha, self._constructor_flags(chain)),
+            reproduce_line(*module, self._constructor_flags(chain)),
             real,
+            replay=reproduce_line(*module, self._constructor_flags(replay)) if replay else "",
         )
         return (
             dag.directory()
             .with_new_file(SUMMARY_FILE, summary)
             .with_new_file(OUTCOME_FILE, SUCCEEDED if ok else FAILED)
         )
+
+
+class ReplayFailed(Exception):
+    """A replayed release failed as it did in the CD run: the step, and the server's log."""
 
 
 def _flag(name: str, value: object) -> str:

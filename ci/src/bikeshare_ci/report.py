@@ -66,6 +66,7 @@ def run_report(
     release_reports: list[str],
     reproduce: str,
     real_rerun_hint: str,
+    replay: str = "",
 ) -> str:
     """The CD report: outcome, steps with durations, the release reports, how to reproduce."""
     ok = all(s.passed or s.skipped for s in steps)
@@ -91,4 +92,18 @@ def run_report(
         real_rerun_hint,
         "",
     ]
+    if replay:
+        parts += [
+            "### Replay the release that failed",
+            "",
+            "Its exact image and model, served on a laptop as SageMaker serves them, with the "
+            "same smoke request; it names the step that failed (start, ping or invoke) and "
+            "shows the server's log (`terminal` instead of `stdout` opens a shell; "
+            "`--keep-failed` keeps the container of a failed replay):",
+            "",
+            "```bash",
+            replay,
+            "```",
+            "",
+        ]
     return "\n".join(parts)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +98,9 @@ def fetch_archive(s3: Any, uri: str) -> bytes:
                 f"reading model artifact {uri} was refused (AccessDenied). The deploy roles, and "
                 "the SageMaker execution role that would load it, may read model archives only "
                 "under the model prefix Terraform grants (s3://<model_bucket_name>/models/ by "
-                "default): upload it there with `bikeshare upload-model`. Nothing was changed"
+                "default): upload it there with `bikeshare upload-model`. (A role without "
+                "s3:ListBucket, such as the plan job's, also gets this for a missing archive.) "
+                "Nothing was changed"
             ) from error
         raise
     if head["ContentLength"] > MAX_ARCHIVE_BYTES:
@@ -133,3 +136,42 @@ def _exists(s3: Any, bucket: str, key: str) -> bool:
             return False
         raise
     return True
+
+
+def verified_archive(data: bytes, uri: str) -> bytes:
+    """The archive, once its sha256 matches the one its key names (`.../<sha256>/model.tar.gz`,
+    as `upload_model` stores it); keys without a digest are taken as they are."""
+    named = re.search(r"/([0-9a-f]{64})/[^/]+$", uri)
+    if named is not None and hashlib.sha256(data).hexdigest() != named[1]:
+        raise BikeshareError(
+            f"{uri} does not hold what its key says: its sha256 is "
+            f"{hashlib.sha256(data).hexdigest()}, the key names {named[1]}"
+        )
+    return data
+
+
+def unpack_model(data: bytes, uri: str, target: Path) -> Path:
+    """Unpack a model archive into `target` as SageMaker does into /opt/ml/model; members
+    that would land outside it are refused."""
+    read_model_archive(data, uri)
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
+        safe_extract(archive, target)
+    return target
+
+
+def safe_extract(archive: tarfile.TarFile, target: Path) -> None:
+    """extractall with the "data" filter (no absolute paths, links out or devices).
+
+    The filter argument arrived in Python 3.11.4; Debian bookworm's 3.11.2 (the tools container
+    on machines without a registry) lacks it, so there every member is checked by hand instead.
+    """
+    if hasattr(tarfile, "data_filter"):
+        archive.extractall(target, filter="data")
+        return
+    root = target.resolve()
+    for member in archive.getmembers():
+        destination = (target / member.name).resolve()
+        if not (member.isfile() or member.isdir()) or not destination.is_relative_to(root):
+            raise tarfile.TarError(f"refusing archive member {member.name!r}")
+    archive.extractall(target)  # noqa: S202  # nosec B202 - every member was checked above

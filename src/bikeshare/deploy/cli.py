@@ -314,6 +314,27 @@ def _image_digest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fetch_model(args: argparse.Namespace) -> int:
+    from bikeshare.deploy.artifacts import fetch_archive, unpack_model, verified_archive
+
+    data = verified_archive(
+        fetch_archive(_target(args).client("s3"), args.model_data), args.model_data
+    )
+    unpack_model(data, args.model_data, args.output)
+    print(args.output)
+    return 0
+
+
+def _release_of(args: argparse.Namespace) -> int:
+    from bikeshare.deploy.endpoint import describe_release
+
+    release = describe_release(
+        _target(args).client("sagemaker"), args.endpoint_name, args.config or None
+    )
+    print(json.dumps(release))
+    return 0
+
+
 def _logs(args: argparse.Namespace) -> int:
     from bikeshare.deploy.logs import tail
 
@@ -429,6 +450,29 @@ def add_release_commands(commands: argparse._SubParsersAction) -> None:
     digest.add_argument("--tag", required=True)
     _aws_arguments(digest)
     digest.set_defaults(handler=_image_digest)
+
+    fetch = commands.add_parser(
+        "fetch-model",
+        help="download a model archive, check it, unpack it as SageMaker does",
+        description="Download MODEL_DATA, check its sha256 against the one its key names "
+        "(PREFIX/SHA256/model.tar.gz), and unpack it into --output, as SageMaker unpacks "
+        "ModelDataUrl into /opt/ml/model.",
+    )
+    fetch.add_argument("--model-data", required=True, help="s3://bucket/key of a model.tar.gz")
+    fetch.add_argument("--output", type=Path, required=True, help="directory to unpack into")
+    _aws_arguments(fetch)
+    fetch.set_defaults(handler=_fetch_model)
+
+    release_of = commands.add_parser(
+        "release-of",
+        help="the image and model data an endpoint serves, or served in one config",
+        description="Print JSON {image_uri, model_data, config} of what ENDPOINT serves now, "
+        "or of --config CONFIG (one of its releases), for `replay`.",
+    )
+    release_of.add_argument("--endpoint-name", required=True)
+    release_of.add_argument("--config", default="", help="an endpoint config of this endpoint")
+    _aws_arguments(release_of)
+    release_of.set_defaults(handler=_release_of)
 
     logs = commands.add_parser(
         "logs",

@@ -80,7 +80,7 @@ def describe_endpoint(sagemaker: Any, name: str) -> EndpointSnapshot | None:
             for spec in _config_variants(sagemaker, config_name)
         )
     except Exception as error:
-        if error_code(error) in ACCESS_DENIED:
+        if error_code(error) in ACCESS_DENIED and not config_name.startswith(release_prefix(name)):
             raise _unreadable_release(name, config_name, error) from error
         raise
     tags = {
@@ -105,7 +105,7 @@ ACCESS_DENIED = ("AccessDenied", "AccessDeniedException")
 def _unreadable_release(endpoint: str, config: str, error: Exception) -> BikeshareError:
     """A serving release the role may not read: one made before bikeshare named its releases."""
     return BikeshareError(
-        f"{endpoint} serves endpoint config {config}, and reading it or its model was refused "
+        f"{endpoint}'s endpoint config {config}: reading it or its model was refused "
         f"({error_message(error)}). The deploy and plan roles read only releases named "
         f"{release_prefix(endpoint)}*; one with another name was made before bikeshare (by the "
         "seed's workflows, for example). Add its config and model names to `adopted_releases` "
@@ -145,6 +145,32 @@ def _variant(sagemaker: Any, spec: dict[str, Any], runtime: dict[str, Any]) -> V
         current_count=runtime.get("CurrentInstanceCount"),
         current_weight=runtime.get("CurrentWeight"),
     )
+
+
+def describe_release(sagemaker: Any, endpoint: str, config: str | None) -> dict[str, str]:
+    """The image and model data of what `endpoint` serves, or of its release `config`."""
+    if config is None:
+        snapshot = describe_endpoint(sagemaker, endpoint)
+        if snapshot is None:
+            raise BikeshareError(f"endpoint {endpoint} does not exist")
+        config, variants = snapshot.config_name, list(snapshot.variants)
+    else:
+        try:
+            variants = [
+                _variant(sagemaker, spec, {}) for spec in _config_variants(sagemaker, config)
+            ]
+        except Exception as error:
+            if error_code(error) in ACCESS_DENIED and not config.startswith(
+                release_prefix(endpoint)
+            ):
+                raise _unreadable_release(endpoint, config, error) from error
+            raise
+    if not variants or not variants[0].image:
+        raise BikeshareError(
+            f"endpoint config {config} of {endpoint} no longer exists (or its model was "
+            "deleted); replay from the failed run's report, which names the image and model data"
+        )
+    return {"config": config, "image_uri": variants[0].image, "model_data": variants[0].model_data}
 
 
 def release_name(endpoint_name: str, git_sha: str, now: datetime) -> str:

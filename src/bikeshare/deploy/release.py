@@ -373,7 +373,11 @@ def _first_deploy(
         ) from error
     outcome.serving = outcome.new_config
     _record(sagemaker, final, outcome.new_config, previous=None, git_sha=request.git_sha)
-    _scaling_after_release(clients, request, final, request.scaling, outcome.new_config, say)
+    scaling_failed = _scaling_after_release(
+        clients, request, final, request.scaling, outcome.new_config, say
+    )
+    if scaling_failed is not None:
+        raise scaling_failed
     say(f"{name} is serving {outcome.new_config} (verified)")
     return outcome
 
@@ -455,10 +459,20 @@ def _update(
         ) from error
     outcome.serving = new
     _record(sagemaker, final, new, previous=current.config_name, git_sha=request.git_sha)
-    prune_releases(
-        sagemaker, name, keep=request.keep_releases, protect={new, current.config_name}, say=say
+    scaling_failed = _scaling_after_release(
+        clients, request, final, request.scaling or kept_scaling, new, say
     )
-    _scaling_after_release(clients, request, final, request.scaling or kept_scaling, new, say)
+    try:
+        prune_releases(
+            sagemaker, name, keep=request.keep_releases, protect={new, current.config_name}, say=say
+        )
+    except Exception as error:
+        raise DeployFailed(
+            f"{name} is serving {new} (verified), but pruning old releases failed: "
+            f"{error_code(error) or type(error).__name__}: {error_message(error)}"
+        ) from error
+    if scaling_failed is not None:
+        raise scaling_failed
     say(f"{name} is serving {new} (verified)")
     return outcome
 
@@ -470,18 +484,25 @@ def _scaling_after_release(
     policy: ScalingPolicy | None,
     new: str,
     say: Say,
-) -> None:
-    """Auto scaling once the release is verified: a failure here fails the command, but says
-    that the release itself serves, so nobody rolls back a good release over it."""
+) -> DeployFailed | None:
+    """Auto scaling once the release is verified. A failure is returned, to fail the command
+    after the rest of the release is done; it says the release serves, so nobody rolls back a
+    good release over it, and how to register the scaling again."""
     try:
         _apply_scaling(clients, request, final, policy, say)
     except Exception as error:
+        assert policy is not None  # noqa: S101  # nosec B101 - nothing to apply otherwise
         name = request.endpoint_name
-        raise DeployFailed(
+        failed = DeployFailed(
             f"{name} is serving {new} (verified), but registering its auto scaling failed: "
             f"{error_code(error) or type(error).__name__}: {error_message(error)}. The release "
-            f"stays; fix the cause and re-run the deploy, or register the scaling by hand"
-        ) from error
+            "stays; fix the cause, then deploy again with --min-instances "
+            f"{policy.min_capacity} --max-instances {policy.max_capacity} --target-invocations "
+            f"{policy.target_invocations:g}"
+        )
+        failed.__cause__ = error
+        return failed
+    return None
 
 
 def _raced(sagemaker: Any, name: str, refusal: Exception) -> bool:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from bikeshare.deploy.aws import error_code, error_message
 from bikeshare.errors import BikeshareError
+from bikeshare.serving import answers
 
 
 class SmokeFailed(BikeshareError):
@@ -31,13 +31,10 @@ class SmokeResult:
 
 def expected_rows(payload: dict[str, Any]) -> int:
     """How many predictions a payload must produce (dataframe_split or records payloads)."""
-    split = payload.get("dataframe_split")
-    if isinstance(split, dict):
-        return len(split.get("data", []))
-    for key in ("dataframe_records", "instances", "inputs"):
-        if isinstance(payload.get(key), list):
-            return len(payload[key])
-    raise SmokeFailed(f"smoke payload has no rows in a known format: keys {sorted(payload)}")
+    try:
+        return answers.expected_rows(payload)
+    except answers.AnswerRejected as error:
+        raise SmokeFailed(str(error)) from None
 
 
 def smoke_test(runtime: Any, endpoint_name: str, payload: dict[str, Any]) -> SmokeResult:
@@ -73,27 +70,9 @@ def _invoke_failure(endpoint_name: str, error: Exception) -> str:
 def check_answer(body: str, rows: int) -> list[float]:
     """The predictions in an /invocations answer, or SmokeFailed naming what is wrong."""
     try:
-        decoded = json.loads(body)
-    except json.JSONDecodeError as error:
-        raise SmokeFailed(f"the endpoint answered with non-JSON: {body[:200]!r}") from error
-    predictions = decoded.get("predictions") if isinstance(decoded, dict) else None
-    if not isinstance(predictions, list):
-        raise SmokeFailed(f"the answer has no 'predictions' list: {body[:200]}")
-    if len(predictions) != rows:
-        raise SmokeFailed(f"expected {rows} prediction(s), got {len(predictions)}: {body[:200]}")
-    bad = [p for p in predictions if not _is_sane(p)]
-    if bad:
-        raise SmokeFailed(f"predictions must be finite and non-negative, got {bad[:5]}")
-    return [float(p) for p in predictions]
-
-
-def _is_sane(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value >= 0
-    )
+        return answers.check_answer(body, rows)
+    except answers.AnswerRejected as error:
+        raise SmokeFailed(str(error)) from None
 
 
 def load_payload(text: str, where: str) -> dict[str, Any]:

@@ -14,7 +14,13 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from bikeshare.deploy.smoke import SmokeFailed, check_answer, expected_rows
+from bikeshare.errors import BikeshareError
+from bikeshare.serving.answers import AnswerRejected, check_answer, expected_rows
+
+
+class SmokeFailed(BikeshareError):
+    """The container answered, but not with what a healthy release answers."""
+
 
 #: SageMaker's limits for a container: /ping within 2 s, /invocations within 60 s.
 PING_SECONDS = 2.0
@@ -57,7 +63,10 @@ def probe(base_url: str, payload: dict[str, Any], startup_seconds: float = 180.0
     status, text = _request(f"{base}/invocations", body, INVOCATION_SECONDS)
     if status != 200:
         raise SmokeFailed(f"{base}/invocations answered {status}: {text[:300]}")
-    return ProbeResult(ready, ping_ms, check_answer(text, expected_rows(payload)))
+    try:
+        return ProbeResult(ready, ping_ms, check_answer(text, expected_rows(payload)))
+    except AnswerRejected as error:
+        raise SmokeFailed(str(error)) from None
 
 
 def _wait_until_healthy(base: str, deadline: float) -> str:
