@@ -16,6 +16,7 @@ import pytest
 from standin import registry as standin_registry
 from standin.runners import OWNER_LABEL, exit_watcher, remove_owned_containers
 from support import docker_or_skip, free_port
+from support.account import admin_client
 from support.images import docker, ensure_base_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,6 +73,10 @@ def test_the_standin_stops_its_registry_on_ctrl_c_and_on_kill(stop_signal: int) 
         assert advertised.startswith("127.0.0.1:"), registry_line
         assert httpx.get(f"http://{advertised}/v2/", timeout=5).status_code == 401
         assert httpx.get(f"http://127.0.0.1:{port}/moto-api/", timeout=5).status_code == 200
+        # started from the command line, it is the account Terraform leaves
+        iam = admin_client("iam", f"http://127.0.0.1:{port}", "ca-central-1")
+        role = iam.get_role(RoleName="bikeshare-deployer-staging")["Role"]
+        assert "token.actions.githubusercontent.com" in str(role["AssumeRolePolicyDocument"])
         registries = children(process.pid)
         assert registries, "the registry runs as a child process"
         process.send_signal(stop_signal)

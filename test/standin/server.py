@@ -37,6 +37,7 @@ class ControlApp:
 
     def __init__(self, moto_app: Callable[..., Iterable[bytes]]) -> None:
         self.moto_app = moto_app
+        self.after_reset: Callable[[], None] | None = None  # the command line re-provisions
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -144,6 +145,8 @@ class ControlApp:
             state.stop_all()
             _reset_moto()
             iam.USAGE.clear()
+            if self.after_reset is not None:
+                self.after_reset()
             return "200 OK", {"reset": True}
         return "404 Not Found", {"error": f"unknown control call {method} {action}"}
 
@@ -222,7 +225,7 @@ class StandIn:
         sagemaker.install()
         if quiet:  # one line per AWS call drowns test failure output
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        app = ControlApp(DomainDispatcherApplication(create_backend_app))
+        self.app = app = ControlApp(DomainDispatcherApplication(create_backend_app))
         self.registry = (
             LocalRegistry(host, advertised_host, registry_port) if registry_available() else None
         )
@@ -252,6 +255,17 @@ class StandIn:
             sagemaker.STATE.registry = None
 
 
+def _serve_in_background(standin: StandIn) -> None:
+    threading.Thread(target=standin._server.serve_forever, daemon=True).start()
+
+
+def provision(url: str, region: str) -> None:
+    """What `terraform apply` of infra/terraform creates (test support, python-hcl2)."""
+    from support.account import provision as apply_terraform
+
+    apply_terraform(url, region)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -273,6 +287,11 @@ def main() -> int:
     )
     parser.add_argument(
         "--registry-port", type=int, default=0, help="the registry's port (default: a free one)"
+    )
+    parser.add_argument(
+        "--empty-account",
+        action="store_true",
+        help="start with nothing in the account (default: what infra/terraform creates)",
     )
     args = parser.parse_args()
     standin = StandIn(
@@ -301,15 +320,32 @@ def main() -> int:
         print("endpoints run their image with Docker, as SageMaker does", flush=True)
     else:
         print("no Docker: endpoints run as `bikeshare serve` processes", flush=True)
-    print(f"AWS stand-in listening on {standin.url}", flush=True)
-    reachable = f"http://{args.advertise}:{args.port}" if args.advertise else standin.url
-    print(
-        f"  export AWS_ENDPOINT_URL={reachable} AWS_ACCESS_KEY_ID=testing "
-        "AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=ca-central-1",
-        flush=True,
-    )
     try:
-        standin._server.serve_forever()
+        if not args.empty_account:
+            _serve_in_background(standin)
+
+            def account() -> None:
+                provision(standin.url, "ca-central-1")
+
+            account()
+            standin.app.after_reset = account
+            print(
+                "the account as `terraform apply` of infra/terraform leaves it: roles with their "
+                "policies (enforced for role sessions), bucket bikeshare-models (KMS), repository "
+                "bikeshare-serving, rollback alarms; `--empty-account` for none",
+                flush=True,
+            )
+        print(f"AWS stand-in listening on {standin.url}", flush=True)
+        reachable = f"http://{args.advertise}:{args.port}" if args.advertise else standin.url
+        print(
+            f"  export AWS_ENDPOINT_URL={reachable} AWS_ACCESS_KEY_ID=testing "
+            "AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=ca-central-1",
+            flush=True,
+        )
+        if args.empty_account:
+            standin._server.serve_forever()
+        else:
+            threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
