@@ -154,6 +154,7 @@ def test_first_deploy_that_fails_leaves_nothing_behind(
     message = str(failed.value)
     assert "first deploy of bikeshare-staging failed: Failed: The primary container" in message
     assert "did not pass the ping health check" in message
+    assert "for this endpoint. Removed the endpoint" in message, "SageMaker's period, not two"
     assert "nothing is left behind" in message
     assert aws.sagemaker.list_endpoints()["Endpoints"] == []
     assert aws.sagemaker.list_endpoint_configs()["EndpointConfigs"] == []

@@ -359,9 +359,10 @@ def _first_deploy(
     final = wait_until_settled(sagemaker, name, request.polling, say)
     if final.status != "InService":
         _remove_first_deploy(sagemaker, name, outcome.new_config)
+        reason = (final.failure_reason or "no reason given").rstrip(".")
         raise DeployFailed(
-            f"first deploy of {name} failed: {final.status}: {final.failure_reason}. Removed the "
-            "endpoint, its config and model: nothing is left behind, nothing is serving"
+            f"first deploy of {name} failed: {final.status}: {reason}. Removed the endpoint, its "
+            "config and model: nothing is left behind, nothing is serving"
         )
     try:
         outcome.smoke = _smoke(clients, request, payload, say)
