@@ -66,6 +66,11 @@ def test_update_serves_the_new_release_and_records_the_previous(aws: Aws, model_
     assert tags[TAG_PREVIOUS_CONFIG] == first.new_config
     assert "-2222222-" in second.new_config
     assert len(second.new_config) <= 63
+    # SageMaker's AddTags overwrites a key (the stand-in too, unlike moto): one record, not two
+    arn = aws.sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointArn"]
+    keys = [t["Key"] for t in aws.sagemaker.list_tags(ResourceArn=arn)["Tags"]]
+    assert sorted(keys) == sorted(set(keys))
+    assert TAG_VERIFIED_CONFIG in keys
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(aws: Aws, model_uri: str) -> None:

@@ -437,6 +437,17 @@ def get_authorization_token_response(self: ECRResponse) -> ActionResult:
     return result
 
 
+def add_tags(self: SageMakerModelBackend, arn: str, tags: list[dict[str, str]]) -> Any:
+    """SageMaker's AddTags overwrites a key's value; moto appends a second tag with that key,
+    which hides code that reads the first one (or a list cut at one page)."""
+    resource = self._get_resource_from_arn(arn)
+    new = {tag["Key"] for tag in tags}
+    resource.tags = [tag for tag in resource.tags if tag["Key"] not in new] + list(tags)
+    if len(resource.tags) > 50:
+        raise ValidationError(message=f"{arn} would have more than 50 tags, SageMaker's limit.")
+    return resource.tags
+
+
 def register_scalable_target(self: ApplicationAutoscalingBackend, *args: Any, **kwargs: Any) -> Any:
     """The first registration creates Application Auto Scaling's service-linked role."""
     iam.create_scaling_role(self.account_id)
@@ -456,6 +467,7 @@ def install() -> None:
     SageMakerModelBackend.update_endpoint = update_endpoint
     SageMakerModelBackend.delete_endpoint = delete_endpoint
     SageMakerModelBackend.create_model = create_model
+    SageMakerModelBackend.add_tags = add_tags
     _original["register_scalable_target"] = ApplicationAutoscalingBackend.register_scalable_target
     ApplicationAutoscalingBackend.register_scalable_target = register_scalable_target
     _original["get_authorization_token"] = ECRResponse.get_authorization_token

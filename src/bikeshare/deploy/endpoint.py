@@ -85,7 +85,10 @@ def describe_endpoint(sagemaker: Any, name: str) -> EndpointSnapshot | None:
         raise
     tags = {
         t["Key"]: t["Value"]
-        for t in sagemaker.list_tags(ResourceArn=endpoint["EndpointArn"]).get("Tags", [])
+        for page in sagemaker.get_paginator("list_tags").paginate(
+            ResourceArn=endpoint["EndpointArn"]
+        )
+        for t in page.get("Tags", [])
     }
     return EndpointSnapshot(
         name=name,
