@@ -350,7 +350,10 @@ def _first_deploy(
         if error_code(error) != "ValidationException":
             raise
         _delete_release(sagemaker, outcome.new_config)
-        raced = describe_endpoint(sagemaker, name) is not None
+        try:
+            raced = describe_endpoint(sagemaker, name) is not None
+        except Exception:  # the refusal is what the user must see, not a second error
+            raced = False
         raise DeployFailed(
             f"SageMaker refused to create {name}: {error_message(error)}. "
             + ("Another deploy created it first; " if raced else "Nothing is serving; ")
@@ -393,8 +396,8 @@ CREATE_ATTEMPTS = 5
 def _create_endpoint(sagemaker: Any, name: str, config: str, polling: Polling) -> None:
     """CreateEndpoint, retried while SageMaker does not see the new config yet."""
     for attempt in range(1, CREATE_ATTEMPTS + 1):
-        sagemaker.describe_endpoint_config(EndpointConfigName=config)
         try:
+            sagemaker.describe_endpoint_config(EndpointConfigName=config)
             sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=config)
             return
         except Exception as error:
@@ -511,7 +514,10 @@ def _raced(sagemaker: Any, name: str, refusal: Exception) -> bool:
     say, because a role lacks a permission SageMaker checks)."""
     if "in-progress" in error_message(refusal):
         return True
-    now = describe_endpoint(sagemaker, name)
+    try:
+        now = describe_endpoint(sagemaker, name)
+    except Exception:  # the refusal is what the user must see, not a second error
+        return False
     return now is not None and now.status in IN_PROGRESS
 
 
