@@ -78,6 +78,21 @@ def test_a_deployer_permission_removed_fails_the_release_with_access_denied(
     assert aws.sagemaker.list_models()["Models"] == []
 
 
+def test_an_update_the_role_may_not_make_leaves_the_release_serving_and_says_so(
+    aws: Aws, model_uri: str
+) -> None:
+    """A refused UpdateEndpoint (here: AccessDenied) is reported like SageMaker's own refusals:
+    the endpoint keeps its release, and this release's config and model are removed."""
+    first = deploy(aws.clients, aws.request(STAGING, model_uri), say=quiet)
+    remove_permission(aws, "bikeshare-deployer-staging", "sagemaker:UpdateEndpoint")
+    with pytest.raises(DeployFailed) as refused:
+        deploy(aws.clients, aws.request(STAGING, model_uri, git_sha="denied1"), say=quiet)
+    message = str(refused.value)
+    assert "not authorized to perform: sagemaker:UpdateEndpoint" in message
+    assert f"{STAGING} still serves {first.new_config}, unchanged; removed this release" in message
+    assert [m["ModelName"] for m in aws.sagemaker.list_models()["Models"]] == [first.new_config]
+
+
 def test_an_execution_role_that_cannot_read_the_model_fails_the_first_deploy_cleanly(
     aws: Aws, model_uri: str
 ) -> None:

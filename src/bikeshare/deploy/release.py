@@ -347,7 +347,7 @@ def _first_deploy(
     try:
         _create_endpoint(sagemaker, name, outcome.new_config, request.polling)
     except Exception as error:
-        if error_code(error) != "ValidationException":
+        if error_code(error) not in REFUSED:
             raise
         _delete_release(sagemaker, outcome.new_config)
         try:
@@ -385,6 +385,10 @@ def _first_deploy(
     say(f"{name} is serving {outcome.new_config} (verified)")
     return outcome
 
+
+# What SageMaker answers when it did not accept a CreateEndpoint or UpdateEndpoint: the
+# release's config and model are removed and the message says what serves.
+REFUSED = frozenset({"ValidationException", "AccessDeniedException", "AccessDenied"})
 
 # SageMaker's CreateEndpoint reads the endpoint config with an eventually consistent read: right
 # after CreateEndpointConfig it may answer "Could not find endpoint configuration". AWS's
@@ -436,7 +440,7 @@ def _update(
             RetainAllVariantProperties=same_type,
         )
     except Exception as error:
-        if error_code(error) != "ValidationException":
+        if error_code(error) not in REFUSED:
             raise
         _delete_release(sagemaker, new)
         _apply_scaling(clients, request, current, kept_scaling, say)
