@@ -6,8 +6,6 @@ serves a known good config (or, for a failed first deploy, that nothing is left 
 
 from __future__ import annotations
 
-import io
-import tarfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +23,7 @@ from bikeshare.model.runtime import RUNTIME_LABEL, as_requirements, installed_ve
 from standin import sagemaker
 from standin.registry import OCI_MANIFEST, PASSWORD
 from standin.runners import DockerRunner
+from support import broken_model_archive
 from support.aws import BUCKET, REPOSITORY, ROLE, Aws
 from support.images import IMAGE_TAG, image_from, push
 
@@ -130,30 +129,12 @@ def test_failed_rollback_is_loud(aws: Aws, model_uri: str) -> None:
     assert "bikeshare rollback --endpoint-name bikeshare-staging --to-config" in message
 
 
-def _broken_archive(tmp_path: Path) -> Path:
-    """A model archive with an MLmodel that MLflow cannot load."""
-    path = tmp_path / "broken.tar.gz"
-    with tarfile.open(path, "w:gz") as archive:
-        for name, text in (
-            ("MLmodel", "flavors: {python_function: {loader_module: nope}}\n"),
-            (
-                "serving_input_example.json",
-                '{"dataframe_split": {"columns": ["station_id"], "data": [["72"]]}}',
-            ),
-        ):
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return path
-
-
 def test_first_deploy_that_fails_leaves_nothing_behind(
     aws: Aws, model_uri: str, tmp_path: Path
 ) -> None:
     from bikeshare.deploy.artifacts import upload_model
 
-    broken = upload_model(aws.clients.s3, _broken_archive(tmp_path), BUCKET, "models", "dead")
+    broken = upload_model(aws.clients.s3, broken_model_archive(tmp_path), BUCKET, "models", "dead")
     with pytest.raises(DeployFailed) as failed:
         deploy(aws.clients, aws.request(ENDPOINT, broken), say=quiet)
     message = str(failed.value)
@@ -172,7 +153,7 @@ def test_model_that_does_not_load_fails_an_update_and_the_old_release_serves(
     from bikeshare.deploy.artifacts import upload_model
 
     good = deploy(aws.clients, aws.request(ENDPOINT, model_uri), say=quiet)
-    broken = upload_model(aws.clients.s3, _broken_archive(tmp_path), BUCKET, "models", "dead")
+    broken = upload_model(aws.clients.s3, broken_model_archive(tmp_path), BUCKET, "models", "dead")
     with pytest.raises(DeployFailed, match="did not pass the ping health check"):
         deploy(aws.clients, aws.request(ENDPOINT, broken), say=quiet)
     assert serving(aws) == ("InService", good.new_config)
@@ -309,7 +290,7 @@ def test_a_failed_endpoint_gets_an_explanation_not_a_deploy(
 ) -> None:
     from bikeshare.deploy.artifacts import upload_model
 
-    broken = upload_model(aws.clients.s3, _broken_archive(tmp_path), BUCKET, "models", "dead")
+    broken = upload_model(aws.clients.s3, broken_model_archive(tmp_path), BUCKET, "models", "dead")
     _hand_made_endpoint(aws, broken, "AllTraffic", "bikeshare-staging-hand-made")
     with pytest.raises(BikeshareError, match="only allows deleting a Failed endpoint") as refused:
         deploy(aws.clients, aws.request(ENDPOINT, model_uri, wait=True), say=quiet)
@@ -333,17 +314,7 @@ def test_busy_endpoint_is_refused_unless_wait(aws: Aws, model_uri: str) -> None:
 
 
 def test_canary_alarm_rolls_back_and_is_reported(aws: Aws, model_uri: str) -> None:
-    cloudwatch = aws.target.client("cloudwatch")
-    cloudwatch.put_metric_alarm(
-        AlarmName="bikeshare-staging-5xx",
-        MetricName="Invocation5XXErrors",
-        Namespace="AWS/SageMaker",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-    )
+    cloudwatch = aws.target.client("cloudwatch")  # the alarm is Terraform's (alarms.tf)
     good = deploy(aws.clients, aws.request(ENDPOINT, model_uri, instance_count=2), say=quiet)
     cloudwatch.set_alarm_state(
         AlarmName="bikeshare-staging-5xx", StateValue="ALARM", StateReason="test"

@@ -17,7 +17,7 @@ import pytest
 
 from bikeshare.deploy.artifacts import upload_model
 from bikeshare.deploy.release import DeployFailed, deploy
-from support import docker_or_skip, run_cli
+from support import broken_model_archive, docker_or_skip, run_cli
 from support.aws import BUCKET, REGION, Aws
 from support.images import IMAGE_TAG, docker, image_from
 
@@ -58,27 +58,6 @@ def replay(aws: Aws, image: str, model_data: str, tmp_path: Path, payload: str =
     return f"exit {ran.returncode}\n{ran.stdout}{ran.stderr}"
 
 
-def _broken_model(tmp_path: Path) -> Path:
-    """A model archive the image's runtime cannot load (its MLmodel names no real loader)."""
-    import io
-    import tarfile
-
-    path = tmp_path / "broken.tar.gz"
-    with tarfile.open(path, "w:gz") as archive:
-        for name, text in (
-            ("MLmodel", "flavors: {python_function: {loader_module: nope}}\n"),
-            (
-                "serving_input_example.json",
-                '{"dataframe_split": {"columns": ["a"], "data": [[1]]}}',
-            ),
-        ):
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return path
-
-
 def test_a_release_that_works_replays_to_a_passed_smoke(
     aws: Aws, model_uri: str, tmp_path: Path
 ) -> None:
@@ -91,7 +70,7 @@ def test_a_release_that_works_replays_to_a_passed_smoke(
 def test_a_model_the_runtime_cannot_load_replays_to_the_same_ping_failure(
     aws: Aws, tmp_path: Path
 ) -> None:
-    broken = upload_model(aws.clients.s3, _broken_model(tmp_path), BUCKET, "models", "dead")
+    broken = upload_model(aws.clients.s3, broken_model_archive(tmp_path), BUCKET, "models", "dead")
     with pytest.raises(DeployFailed) as released:
         deploy(aws.clients, aws.request(STAGING, broken), say=quiet)
     assert PING_WORDS in str(released.value)
@@ -136,7 +115,7 @@ def test_a_model_archive_that_is_not_what_its_key_says_is_refused(
 ) -> None:
     key = model_uri.split("/", 3)[3]
     aws.target.client("s3").put_object(
-        Bucket=BUCKET, Key=key, Body=_broken_model(tmp_path).read_bytes()
+        Bucket=BUCKET, Key=key, Body=broken_model_archive(tmp_path).read_bytes()
     )
     fetched = run_cli("fetch-model", "--model-data", model_uri, "--output", str(tmp_path / "m"),
                       "--region", REGION, "--endpoint-url", aws.url, check=False)  # fmt: skip

@@ -274,16 +274,31 @@ def report() -> dict[str, dict[str, list[str]]]:
 # Who is calling
 
 
+@dataclass(frozen=True)
+class Scope:
+    """SigV4's credential scope of a request: who signed it, for which region and service
+    (all empty when it is unsigned)."""
+
+    access_key: str = ""
+    region: str = ""
+    service: str = ""
+
+
+def credential_scope(environ: Mapping[str, Any]) -> Scope:
+    """From the Authorization header, or a presigned URL's X-Amz-Credential."""
+    header = re.search(r"Credential=([^,\s]+)", environ.get("HTTP_AUTHORIZATION", ""))
+    credential = (
+        header[1]
+        if header
+        else parse_qs(environ.get("QUERY_STRING", "")).get("X-Amz-Credential", [""])[0]
+    )
+    parts = credential.split("/")  # KEY/DATE/REGION/SERVICE/aws4_request
+    return Scope(parts[0], parts[2], parts[3]) if len(parts) == 5 else Scope()
+
+
 def caller(environ: Mapping[str, Any]) -> Caller | None:
     """The assumed-role session that signed this request, if any."""
-    match = re.search(r"Credential=([A-Z0-9]+)/", environ.get("HTTP_AUTHORIZATION", ""))
-    key = (
-        match[1]
-        if match
-        else parse_qs(environ.get("QUERY_STRING", ""))
-        .get("X-Amz-Credential", [""])[0]
-        .partition("/")[0]
-    )
+    key = credential_scope(environ).access_key
     if not key:
         return None
     for by_partition in list(sts_backends.values()):
@@ -295,12 +310,13 @@ def caller(environ: Mapping[str, Any]) -> Caller | None:
     return None
 
 
-def authorize(environ: dict[str, Any], body: bytes, region: str) -> tuple[Caller, Check] | None:
+def authorize(environ: dict[str, Any], body: bytes) -> tuple[Caller, Check] | None:
     """The first check this request fails, with its caller; None when it may go ahead."""
     who = caller(environ)
     if who is None:
         return None
     policies = role_policies(who.account, who.role_name)
+    region = credential_scope(environ).region
     for check in required(environ, body, region, who.account):
         allowed = decide(policies, check)
         USAGE.record(who.role_name, check, allowed)
@@ -332,10 +348,7 @@ def required(environ: Mapping[str, Any], body: bytes, region: str, account: str)
             raise Unmodelled(f"the stand-in does not authorize {target}")
         return service(operation, params, arns)
     path = environ.get("PATH_INFO", "")
-    scope = re.search(
-        r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", environ.get("HTTP_AUTHORIZATION", "")
-    )
-    service_name = scope[1] if scope else ""
+    service_name = credential_scope(environ).service
     if service_name == "sagemaker" and path.startswith("/endpoints/"):
         endpoint = unquote(path.split("/")[2])
         return [Check("sagemaker:InvokeEndpoint", arns.sagemaker("endpoint", endpoint))]

@@ -6,7 +6,6 @@ import argparse
 import io
 import json
 import logging
-import re
 import shutil
 import signal
 import subprocess
@@ -85,14 +84,13 @@ class ControlApp:
         ):
             body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0) or 0)
             environ["wsgi.input"] = io.BytesIO(body)
-        scope = re.search(r"Credential=[^/]+/[^/]+/([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
         try:
             if _is_web_identity_login(environ, body):
                 refused = iam.refuse_web_identity(body)
                 if refused:
                     return _error(environ, start_response, "403 Forbidden", "AccessDenied", refused)
                 return None
-            failed = iam.authorize(environ, body, scope[1] if scope else "us-east-1")
+            failed = iam.authorize(environ, body)
         except iam.Unmodelled as error:
             return _error(
                 environ, start_response, "403 Forbidden", "AccessDenied", f"{error} (stand-in)"
@@ -154,12 +152,9 @@ class ControlApp:
 def _is_web_identity_login(environ: dict[str, Any], body: bytes) -> bool:
     """An STS AssumeRoleWithWebIdentity call: unsigned (as botocore sends it) or signed for
     STS, to "/"; a look-alike body sent to another service is authorized like any call."""
-    scope = re.search(
-        r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", environ.get("HTTP_AUTHORIZATION", "")
-    )
-    service = scope[1] if scope else ("" if not environ.get("HTTP_AUTHORIZATION") else "?")
+    signed = bool(environ.get("HTTP_AUTHORIZATION"))
     return (
-        service in ("", "sts")
+        (iam.credential_scope(environ).service == "sts" or not signed)
         and environ.get("PATH_INFO", "/") == "/"
         and parse_qs(body.decode(errors="replace")).get("Action") == ["AssumeRoleWithWebIdentity"]
     )

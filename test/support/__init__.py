@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
@@ -139,6 +140,25 @@ def docker_or_skip() -> None:
     if os.environ.get("BIKESHARE_REQUIRE_DOCKER") == "1":
         pytest.fail(f"BIKESHARE_REQUIRE_DOCKER=1 but {reason}")
     pytest.skip(reason)
+
+
+def broken_model_archive(directory: Path) -> Path:
+    """A model.tar.gz the serving runtime cannot load: its MLmodel names no real loader
+    module (a model and image that do not match fail the same way: the server exits)."""
+    path = directory / "broken.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        for name, text in (
+            ("MLmodel", "flavors: {python_function: {loader_module: nope}}\n"),
+            (
+                "serving_input_example.json",
+                '{"dataframe_split": {"columns": ["station_id"], "data": [["72"]]}}',
+            ),
+        ):
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
 
 
 def extract(archive: tarfile.TarFile, target: Path) -> None:

@@ -18,15 +18,7 @@ BUCKET = "bikeshare-models"
 
 def release_clients(session: Any, url: str) -> Clients:
     """Every client a release uses, from one logged-in boto3 session."""
-    target = AwsTarget(region=session.region_name, endpoint_url=url, session=session)
-    return Clients(
-        sagemaker=target.client("sagemaker"),
-        runtime=target.client("sagemaker-runtime"),
-        s3=target.client("s3"),
-        autoscaling=target.client("application-autoscaling"),
-        sts=target.client("sts"),
-        ecr=target.client("ecr"),
-    )
+    return Clients.of(AwsTarget(region=session.region_name, endpoint_url=url, session=session))
 
 
 @dataclass

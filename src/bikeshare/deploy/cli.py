@@ -40,15 +40,7 @@ def _target(args: argparse.Namespace) -> Any:
 def _clients(args: argparse.Namespace) -> Any:
     from bikeshare.deploy.release import Clients
 
-    target = _target(args)
-    return Clients(
-        sagemaker=target.client("sagemaker"),
-        runtime=target.client("sagemaker-runtime"),
-        s3=target.client("s3"),
-        autoscaling=target.client("application-autoscaling"),
-        sts=target.client("sts"),
-        ecr=target.client("ecr"),
-    )
+    return Clients.of(_target(args))
 
 
 def _git_sha(args: argparse.Namespace) -> str:

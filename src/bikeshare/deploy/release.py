@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from bikeshare.deploy import scaling
 from bikeshare.deploy.artifacts import fetch_archive, read_model_archive
-from bikeshare.deploy.aws import error_code, error_message, rejected_credentials
+from bikeshare.deploy.aws import AwsTarget, error_code, error_message, rejected_credentials
 from bikeshare.deploy.compatibility import check_compatible, image_runtime
 from bikeshare.deploy.ecr import registry_login
 from bikeshare.deploy.endpoint import (
@@ -64,6 +64,18 @@ class Clients:
     autoscaling: Any = None
     sts: Any = None
     ecr: Any = None  # when given, the image is checked in its registry before any change
+
+    @classmethod
+    def of(cls, target: AwsTarget) -> Clients:
+        """Every client a release uses, made by one target (one region, endpoint, login)."""
+        return cls(
+            sagemaker=target.client("sagemaker"),
+            runtime=target.client("sagemaker-runtime"),
+            s3=target.client("s3"),
+            autoscaling=target.client("application-autoscaling"),
+            sts=target.client("sts"),
+            ecr=target.client("ecr"),
+        )
 
 
 @dataclass(frozen=True)
