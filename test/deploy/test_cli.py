@@ -29,7 +29,7 @@ def deploy_args(aws: Aws, model_uri: str, *extra: str) -> list[str]:
         model_uri,
         "--instance-type",
         "ml.m5.large",
-        "--role-arn",
+        "--execution-role-arn",
         ROLE,
         "--poll-seconds",
         "0.2",

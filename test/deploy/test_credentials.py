@@ -124,7 +124,7 @@ def test_oidc_from_environment(monkeypatch: pytest.MonkeyPatch, github: str) -> 
         GithubOidc.from_environment(ROLE)
     monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_URL", github)
     monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", REQUEST_TOKEN)
-    monkeypatch.delenv("BIKESHARE_AWS_ROLE_ARN", raising=False)
+    monkeypatch.delenv("BIKESHARE_DEPLOYER_ROLE_ARN", raising=False)
     with pytest.raises(BikeshareError, match="no role to assume"):
         GithubOidc.from_environment()
     assert GithubOidc.from_environment(ROLE).role_arn == ROLE

@@ -98,7 +98,7 @@ def _request(**overrides: object) -> DeployRequest:
         "image_uri": IMAGE,
         "model_data": "s3://b/m",
         "instance_type": "ml.m5.large",
-        "role_arn": "arn:aws:iam::1:role/r",
+        "execution_role_arn": "arn:aws:iam::1:role/r",
     }
     values.update(overrides)
     return DeployRequest(**values)  # type: ignore[arg-type]

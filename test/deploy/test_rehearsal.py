@@ -30,7 +30,7 @@ def bikeshare(aws: Aws, *args: str, check: bool = True) -> str:
 def deploy(aws: Aws, image: str, model: str, sha: str, report: Path) -> int:
     result = run_cli(
         "deploy", "--endpoint-name", ENDPOINT, "--image-uri", image, "--model-data", model,
-        "--instance-type", "ml.m5.large", "--role-arn", ROLE, "--git-sha", sha,
+        "--instance-type", "ml.m5.large", "--execution-role-arn", ROLE, "--git-sha", sha,
         "--poll-seconds", "0.2", "--report", str(report),
         "--region", REGION, "--endpoint-url", aws.url, check=False,
     )  # fmt: skip

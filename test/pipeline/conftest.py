@@ -167,6 +167,6 @@ def with_oidc(pipeline: bikeshare_ci.BikeshareCi) -> bikeshare_ci.BikeshareCi:
     return pipeline.with_aws_oidc(
         request_url=dag.set_secret("request-url", "https://token.actions.example/url"),
         request_token=dag.set_secret("request-token", "actions-token-value"),
-        role_arn="arn:aws:iam::123456789012:role/bikeshare-deployer-staging",
+        deployer_role_arn="arn:aws:iam::123456789012:role/bikeshare-deployer-staging",
         region="ca-central-1",
     )

@@ -76,11 +76,26 @@ def test_every_path_option_of_bikeshare_is_classified() -> None:
     assert set(path_options()) == classified
 
 
+#: Stand-ins for the model.tar.gz files a call is given, made with the module's own `model`.
+TRAINED, TRAINED_ON_DATA = "<model>", "<model --data>"
+
+
+def with_models(pipeline: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The call's arguments with each model placeholder made by the module's `model`."""
+    data = dag.directory().with_new_file("rides.csv", "station_id,hour\n").file("rides.csv")
+    made = {TRAINED: lambda: pipeline.model(), TRAINED_ON_DATA: lambda: pipeline.model(data=data)}
+    return {
+        key: made[value]() if isinstance(value, str) and value in made else value
+        for key, value in kwargs.items()
+    }
+
+
 RELEASE_CALLS: dict[str, list[dict[str, Any]]] = {
     "publish": [{"repository_url": REPOSITORY_URL}, {"repository_url": REPOSITORY_URL,
                                                       "tag": "v1", "platform": "linux/arm64"}],
-    "upload_model": [{"bucket": "bikeshare-models"},
-                     {"bucket": "bikeshare-models", "prefix": "archive"}],
+    "upload_model": [{"bucket": "bikeshare-models", "model": TRAINED},
+                     {"bucket": "bikeshare-models", "model": TRAINED_ON_DATA,
+                      "prefix": "archive"}],
     "smoke": [{"endpoint_name": "bikeshare-staging"}],
     "status": [{"endpoint_name": "bikeshare-staging"}],
     "logs": [{"endpoint_name": "bikeshare-staging"},
@@ -116,7 +131,7 @@ RELEASE_CALLS["cd_staging"] = [
     {"repository_url": REPOSITORY_URL, "endpoint_name": "bikeshare-staging",
      "instance_type": "ml.m5.large", "execution_role_arn": ROLE, **model, **options}
     for model, options in itertools.product(
-        [{"model_bucket": "bikeshare-models"}, {"model_data": MODEL_DATA}],
+        [{"model_data": MODEL_DATA}, {"model_data": f" {MODEL_DATA}\n"}],
         [{}, {"alarms": ["a-5xx"], "strategy": "canary"}],
     )
 ]  # fmt: skip
@@ -138,7 +153,7 @@ async def test_every_release_command_line_passes_bikeshares_parser_and_paths(
     releaser = pipeline.with_aws_oidc(
         request_url=dag.set_secret("u", "https://token.example"),
         request_token=dag.set_secret("t", "token"),
-        role_arn="arn:aws:iam::1:role/deployer",
+        deployer_role_arn="arn:aws:iam::1:role/deployer",
         region="ca-central-1",
     ) if credentials == "oidc" else pipeline.with_aws_keys(
         access_key_id=dag.set_secret("i", "AKIAEXAMPLE"),
@@ -146,7 +161,7 @@ async def test_every_release_command_line_passes_bikeshares_parser_and_paths(
         region="ca-central-1",
         endpoint_url=ENDPOINT if credentials == "keys-and-endpoint" else "",
     )  # fmt: skip
-    result = await getattr(releaser, function)(**kwargs)
+    result = await getattr(releaser, function)(**with_models(pipeline, kwargs))
     commands = bikeshare_commands(engine)
     assert commands, "a release function runs bikeshare"
     for argv in commands:  # the strict engine parsed them already; this says so plainly
@@ -536,7 +551,7 @@ async def test_a_failed_cd_run_prints_the_replay_line_of_its_release(
         return default_answer(plan)
 
     make_engine(answer)
-    kwargs = {**RELEASE_CALLS["cd_staging"][2]}  # --model-data given
+    kwargs = {**RELEASE_CALLS["cd_staging"][0]}
     run = await _keyed(pipeline).cd_staging(**kwargs)
     summary = {f.args["path"]: f.args["contents"] for f in steps(run)
                if f.name == "withNewFile"}[SUMMARY_FILE]  # fmt: skip

@@ -465,14 +465,17 @@ async def test_cd_staging_reports_success_with_a_safe_reproduce_line(
     run = await with_oidc.cd_staging(
         repository_url=REPOSITORY_URL, endpoint_name="bikeshare-staging",
         instance_type="ml.m5.large", execution_role_arn="arn:aws:iam::1:role/exec",
-        model_bucket="bikeshare-models",
+        model_data="s3://bikeshare-models/models/x/model.tar.gz",
     )  # fmt: skip
     files = run_files(run)
     assert files[OUTCOME_FILE] == SUCCEEDED
     summary = files[SUMMARY_FILE]
     assert summary.startswith("## cd-staging to bikeshare-staging: succeeded")
-    for step in ("build and publish image", "train and upload model", "deploy, verify, smoke"):
+    for step in ("build and publish image", "deploy, verify, smoke"):
         assert f"| {step} | passed |" in summary
+    trained = [c for p in engine.executed for c in calls(p, "withExec")
+               if c["args"][:2] == ["bikeshare", "train"]]  # fmt: skip
+    assert not trained, "CD ships the model it is given and never trains one"
     line = f"dagger call -m github.com/example-org/bikeshare-delivery@{GIT_SHA}"
     assert f"{line} --git-sha={GIT_SHA} rehearse" in summary
     deploys = [p for p in engine.executed if "deploy" in _last_exec(p)[:2]]
@@ -502,6 +505,29 @@ async def test_cd_staging_reports_a_failed_release_and_still_returns_the_report(
     assert "| deploy, verify, smoke | FAILED |" in files[SUMMARY_FILE]
     assert "bikeshare-staging is serving v1" in files[SUMMARY_FILE]
     assert "train and upload model" not in files[SUMMARY_FILE], "the given model is used"
+
+
+@pytest.mark.parametrize("model_data", ["", "  "])
+async def test_cd_staging_without_a_model_changes_nothing_and_says_what_to_set(
+    with_oidc: Any, engine: OfflineEngine, model_data: str
+) -> None:
+    """The workflow passes an unset S3_MODEL_TAR as an empty string."""
+    run = await with_oidc.cd_staging(
+        repository_url=REPOSITORY_URL, endpoint_name="bikeshare-staging",
+        instance_type="ml.m5.large", execution_role_arn="arn:aws:iam::1:role/exec",
+        model_data=model_data,
+    )  # fmt: skip
+    files = run_files(run)
+    assert files[OUTCOME_FILE] == FAILED
+    summary = files[SUMMARY_FILE]
+    assert "| model | FAILED |" in summary
+    assert "no model to deploy, nothing was changed" in summary
+    assert "S3_MODEL_TAR" in summary
+    assert "CD never trains one" in summary
+    assert "| build and publish image | skipped |" in summary
+    assert "| deploy, verify, smoke | skipped |" in summary
+    ran = [c["args"] for p in engine.executed for c in calls(p, "withExec")]
+    assert ran == [], "nothing ran: no image built, pushed or deployed"
 
 
 async def test_ci_runs_every_check_to_the_end_and_reports_every_failure(

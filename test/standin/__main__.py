@@ -1,4 +1,4 @@
-"""`uv run python test/standin [--port 5000]`: run the AWS stand-in until interrupted."""
+"""`uv run python test/standin [--port 5077]`: run the AWS stand-in until interrupted."""
 
 import sys
 from pathlib import Path

@@ -272,7 +272,12 @@ def main() -> int:
         "endpoints, fault injection). Point tools at it with AWS_ENDPOINT_URL.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=5077,
+        help="the API's port (not 5000: Debian's docker-registry service takes it)",
+    )
     parser.add_argument(
         "--advertise",
         default="",

@@ -106,7 +106,7 @@ def test_aws_is_reached_with_oidc_secrets_inside_the_pipeline_and_the_sha_is_pas
         if "with-aws-oidc" in text:
             assert "--request-url=env://ACTIONS_ID_TOKEN_REQUEST_URL" in text
             assert "--request-token=env://ACTIONS_ID_TOKEN_REQUEST_TOKEN" in text
-            assert dagger_step(job)["env"]["AWS_ROLE_ARN"] == "${{ vars.AWS_ROLE_ARN }}"
+            assert dagger_step(job)["env"]["DEPLOYER_ROLE_ARN"] == "${{ vars.DEPLOYER_ROLE_ARN }}"
 
 
 def test_release_reports_reach_the_summary_before_the_job_fails() -> None:

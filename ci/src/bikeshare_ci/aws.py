@@ -12,7 +12,7 @@ class AwsAccess:
     container through secret APIs only, never as plain environment variables."""
 
     region: str
-    role_arn: str = ""
+    deployer_role_arn: str = ""
     request_url: dagger.Secret | None = None
     request_token: dagger.Secret | None = None
     access_key_id: dagger.Secret | None = None
@@ -31,7 +31,7 @@ class AwsAccess:
             return (
                 container.with_secret_variable("ACTIONS_ID_TOKEN_REQUEST_URL", self.request_url)
                 .with_secret_variable("ACTIONS_ID_TOKEN_REQUEST_TOKEN", self.request_token)
-                .with_env_variable("BIKESHARE_AWS_ROLE_ARN", self.role_arn)
+                .with_env_variable("BIKESHARE_DEPLOYER_ROLE_ARN", self.deployer_role_arn)
             )
         if self.access_key_id is not None and self.secret_access_key is not None:
             container = container.with_secret_variable(

@@ -113,13 +113,24 @@ async def labelled_serving_image(
     return serving_image(source, runtime.strip(), base_image, platform, labels)
 
 
-def trained_model(tools: dagger.Container, seed: int = 0) -> dagger.File:
-    """A freshly trained, packaged model.tar.gz (synthetic data; deterministic per seed)."""
+def trained_model(
+    tools: dagger.Container, seed: int = 0, data: dagger.File | None = None
+) -> dagger.File:
+    """A trained, packaged model.tar.gz: on `data` (a rides CSV) or, without it, on synthetic
+    data (tests and rehearsals only; deterministic per seed)."""
+    train = ["bikeshare", "train", "--output", "/build/model", "--seed", str(seed)]
+    if data is not None:
+        tools = tools.with_mounted_file(TRAINING_DATA, data)
+        train += ["--data", TRAINING_DATA]
     return (
-        tools.with_exec(["bikeshare", "train", "--output", "/build/model", "--seed", str(seed)])
+        tools.with_exec(train)
         .with_exec(["bikeshare", "package", "/build/model", "--output", "/build/model.tar.gz"])
         .file("/build/model.tar.gz")
     )
+
+
+#: Where a training data file given to `model --data` is mounted.
+TRAINING_DATA = "/input/rides.csv"
 
 
 def unpacked_model(tools: dagger.Container, archive: dagger.File) -> dagger.Directory:

@@ -103,7 +103,9 @@ class BikeshareCi:
         request_token: Annotated[
             dagger.Secret, Doc("GitHub's ACTIONS_ID_TOKEN_REQUEST_TOKEN (a Dagger secret)")
         ],
-        role_arn: Annotated[str, Doc("IAM role to assume with the GitHub OIDC token")],
+        deployer_role_arn: Annotated[
+            str, Doc("The deployer role to assume with the GitHub OIDC token (Terraform output)")
+        ],
         region: Annotated[str, Doc("AWS region, e.g. ca-central-1")],
         endpoint_url: Annotated[str, ENDPOINT_DOC] = "",
     ) -> Release:
@@ -111,7 +113,7 @@ class BikeshareCi:
         return self._release(
             AwsAccess(
                 region=region,
-                role_arn=role_arn,
+                deployer_role_arn=deployer_role_arn,
                 request_url=request_url,
                 request_token=request_token,
                 endpoint_url=endpoint_url,
@@ -252,10 +254,19 @@ class BikeshareCi:
 
     @function
     def model(
-        self, seed: Annotated[int, Doc("Seed for the synthetic data, split and trees")] = 0
+        self,
+        data: Annotated[
+            dagger.File | None,
+            Doc("Rides history CSV to train on (default: synthetic data, for tests only)"),
+        ] = None,
+        seed: Annotated[int, Doc("Seed for the split and trees (and the synthetic data)")] = 0,
     ) -> dagger.File:
-        """A freshly trained, packaged model.tar.gz (synthetic data; deterministic per seed)."""
-        return containers.trained_model(self._tools(), seed)
+        """A trained, packaged model.tar.gz; without --data, trained on synthetic data.
+
+        A release ships a model on real data: `model --data=rides.csv export --path=...`,
+        then `upload-model`, then CD with its URI (docs/guide.md).
+        """
+        return containers.trained_model(self._tools(), seed, data)
 
     @function
     async def serve(

@@ -38,6 +38,12 @@ ECR_LOGIN_DIR = "/run/ecr"
 ECR_PASSWORD_FILE = f"{ECR_LOGIN_DIR}/password"  # nosec B105
 #: The tag publish would use without --git-sha or --tag: refused, since ECR tags are immutable.
 UNSET_GIT_SHA = "dev"
+#: cd-staging without a model: CD ships a model someone trained and uploaded, never one of its own.
+NO_MODEL = (
+    "no model to deploy, nothing was changed: pass --model-data=s3://BUCKET/models/SHA256/"
+    "model.tar.gz (the workflow's S3_MODEL_TAR variable), a model uploaded with upload-model; "
+    'CD never trains one (docs/guide.md, "Shipping a model trained on real data")'
+)
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 #: Where replay puts the release's model (as SageMaker does) and its probe.
 SAGEMAKER_MODEL_DIR = "/opt/ml/model"
@@ -115,17 +121,14 @@ class Release:
         self,
         bucket: Annotated[str, Doc("S3 bucket for model archives (Terraform output model_bucket)")],
         model: Annotated[
-            dagger.File | None, Doc("model.tar.gz (default: one trained from this commit)")
-        ] = None,
+            dagger.File, Doc("model.tar.gz to upload (`model ... export`, `bikeshare package`)")
+        ],
         prefix: Annotated[str, Doc("Key prefix; archives land under PREFIX/SHA256/")] = "models",
     ) -> str:
         """Upload a packaged model under its sha256 (idempotent) and return its s3:// URI."""
-        archive = model or containers.trained_model(
-            containers.tools_container(self.source, self.base_image)
-        )
         uploaded = (
             self._tools()
-            .with_mounted_file("/input/model.tar.gz", archive)
+            .with_mounted_file("/input/model.tar.gz", model)
             .with_exec(["bikeshare", "upload-model", "/input/model.tar.gz", "--bucket", bucket,
                         "--prefix", prefix, "--git-sha", self.git_sha, *self.aws.cli_args()])
         )  # fmt: skip
@@ -318,39 +321,31 @@ class Release:
         endpoint_name: Annotated[str, Doc("The staging endpoint, e.g. bikeshare-staging")],
         instance_type: Annotated[str, Doc("e.g. ml.m5.large")],
         execution_role_arn: Annotated[str, Doc("SageMaker execution role (Terraform output)")],
-        model_bucket: Annotated[str, Doc("S3 bucket for model archives (Terraform output)")] = "",
         model_data: Annotated[
-            str, Doc("s3:// model.tar.gz to deploy instead of training one from this commit")
-        ] = "",
+            str, Doc("s3:// URI of the model.tar.gz to ship (upload-model's; the S3_MODEL_TAR var)")
+        ],
         alarms: Annotated[
             list[str] | None, Doc("CloudWatch alarms that roll the update back")
         ] = None,
         strategy: Annotated[str, Doc("all-at-once, canary or linear")] = "all-at-once",
         platform: Annotated[str, Doc("Target platform of the image")] = PLATFORM,
     ) -> dagger.Directory:
-        """Build, publish, upload the model, deploy blue/green, smoke-test, roll back on failure.
+        """Build and publish the image, deploy it with the given model, smoke, roll back on failure.
 
-        Returns summary.md (the job summary) and outcome, also when it failed.
+        Returns summary.md (the job summary) and outcome, also when it failed. CD never trains a
+        model: it ships the one named by --model-data.
         """
         steps: list[StepResult] = []
         reports: list[str] = []
-        image_uri = await _step(
-            steps, "build and publish image", self.publish(repository_url, platform=platform)
-        )
-        if model_data:
-            uri = model_data
-        elif not model_bucket:
-            uri = None
-            steps.append(
-                StepResult(
-                    "upload model",
-                    False,
-                    0.0,
-                    "pass --model-bucket or --model-data: there is no model to deploy",
-                )
-            )
+        uri = model_data.strip() or None
+        if uri is None:  # refused before anything is built or pushed
+            steps.append(StepResult("model", False, 0.0, NO_MODEL))
+            image_uri = None
+            steps.append(StepResult("build and publish image", False, 0.0, skipped=True))
         else:
-            uri = await _step(steps, "train and upload model", self.upload_model(model_bucket))
+            image_uri = await _step(
+                steps, "build and publish image", self.publish(repository_url, platform=platform)
+            )
         if image_uri is None or uri is None:
             steps.append(StepResult("deploy, verify, smoke", False, 0.0, skipped=True))
         else:
@@ -450,7 +445,7 @@ class Release:
         alarm_args = [arg for name in alarms or [] if name for arg in ("--alarm", name)]
         return [
             "--endpoint-name", endpoint_name, "--instance-type", instance_type,
-            "--role-arn", execution_role_arn, "--strategy", strategy,
+            "--execution-role-arn", execution_role_arn, "--strategy", strategy,
             "--instance-count", str(instance_count), *alarm_args, "--git-sha", self.git_sha,
             *(["--dry-run"] if dry_run else []),
         ]  # fmt: skip

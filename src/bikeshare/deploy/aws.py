@@ -86,5 +86,5 @@ def explain_credentials_error(error: Exception) -> BikeshareError:
     """Turn botocore's credential failures into a message that says what to set."""
     return BikeshareError(
         f"no usable AWS credentials ({error}); set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or "
-        "AWS_PROFILE, or pass the GitHub OIDC token and --role-arn; nothing was changed"
+        "AWS_PROFILE, or pass the GitHub OIDC token and --deployer-role-arn; nothing was changed"
     )

@@ -6,10 +6,21 @@ import argparse
 import contextlib
 import json
 import os
+import subprocess  # nosec B404 - git, to name the checkout's commit
 from pathlib import Path
 from typing import Any
 
 from bikeshare.errors import BikeshareError
+
+
+class _Renamed(argparse.Action):
+    """`--role-arn` named two roles; it fails with the names that replaced it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        parser.error(
+            "--role-arn was renamed --execution-role-arn (the SageMaker execution role); the "
+            "role the pipeline assumes is --deployer-role-arn"
+        )
 
 
 def _aws_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,10 +32,10 @@ def _aws_arguments(parser: argparse.ArgumentParser) -> None:
         "or AWS itself",
     )
     parser.add_argument(
-        "--oidc-role-arn",
+        "--deployer-role-arn",
         default=None,
-        help="role to assume with GitHub OIDC when ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN are set "
-        "(default $BIKESHARE_AWS_ROLE_ARN); otherwise the usual AWS credential chain is used",
+        help="the deployer role, assumed with GitHub OIDC when ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN "
+        "are set (default $BIKESHARE_DEPLOYER_ROLE_ARN); otherwise the usual AWS credential chain",
     )
 
 
@@ -32,7 +43,7 @@ def _target(args: argparse.Namespace) -> Any:
     from bikeshare.deploy.aws import AwsTarget
     from bikeshare.deploy.credentials import GithubOidc, oidc_session
 
-    oidc = GithubOidc.from_environment(args.oidc_role_arn)
+    oidc = GithubOidc.from_environment(args.deployer_role_arn)
     session = oidc_session(oidc, args.region, args.endpoint_url) if oidc else None
     return AwsTarget(region=args.region, endpoint_url=args.endpoint_url, session=session)
 
@@ -44,7 +55,23 @@ def _clients(args: argparse.Namespace) -> Any:
 
 
 def _git_sha(args: argparse.Namespace) -> str:
-    return args.git_sha or os.environ.get("GITHUB_SHA") or "unknown"
+    return args.git_sha or os.environ.get("GITHUB_SHA") or _checkout_commit() or "unknown"
+
+
+def _checkout_commit() -> str | None:
+    """The commit of the git checkout the command runs in, so release names carry it."""
+    try:
+        found = subprocess.run(  # nosec B603 B607 - a fixed argv; git from PATH, as a user runs it
+            ["git", "rev-parse", "--verify", "--quiet", "HEAD"],  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    commit = found.stdout.strip()
+    return commit if found.returncode == 0 and commit else None
 
 
 def _upload_model(args: argparse.Namespace) -> int:
@@ -69,7 +96,7 @@ def _request(args: argparse.Namespace, image_uri: str, model_data: str) -> Any:
         image_uri=image_uri,
         model_data=model_data,
         instance_type=args.instance_type,
-        role_arn=args.role_arn,
+        execution_role_arn=args.execution_role_arn,
         instance_count=args.instance_count,
         strategy=args.strategy,
         canary_percent=args.canary_percent,
@@ -225,7 +252,12 @@ def _release_options(parser: argparse.ArgumentParser) -> None:
     """The options deploy and promote share."""
     parser.add_argument("--endpoint-name", required=True)
     parser.add_argument("--instance-type", required=True, help="e.g. ml.m5.large")
-    parser.add_argument("--role-arn", required=True, help="SageMaker execution role ARN")
+    parser.add_argument(
+        "--execution-role-arn",
+        required=True,
+        help="the SageMaker execution role (Terraform output sagemaker_execution_role_arn)",
+    )
+    parser.add_argument("--role-arn", action=_Renamed, help=argparse.SUPPRESS)
     parser.add_argument("--instance-count", type=int, default=1)
     parser.add_argument(
         "--strategy",
@@ -254,7 +286,10 @@ def _release_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-smoke", action="store_true", help="skip the smoke test")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     parser.add_argument("--payload", type=Path, help="smoke payload (default: the model's own)")
-    parser.add_argument("--git-sha", help="commit being deployed (default $GITHUB_SHA)")
+    parser.add_argument(
+        "--git-sha",
+        help="commit being deployed (default $GITHUB_SHA, else the git checkout's HEAD)",
+    )
     _report_argument(parser)
     parser.add_argument(
         "--keep-releases",
@@ -355,7 +390,10 @@ def add_release_commands(commands: argparse._SubParsersAction) -> None:
     upload.add_argument("file", type=Path, metavar="FILE", help="model.tar.gz to upload")
     upload.add_argument("--bucket", required=True, help="S3 bucket for model artifacts")
     upload.add_argument("--prefix", default="models", help="key prefix (default: models)")
-    upload.add_argument("--git-sha", help="commit to tag the object with (default $GITHUB_SHA)")
+    upload.add_argument(
+        "--git-sha",
+        help="commit to tag the object with (default $GITHUB_SHA, else the checkout's HEAD)",
+    )
     _aws_arguments(upload)
     upload.set_defaults(handler=_upload_model)
 

@@ -26,7 +26,7 @@ AUDIENCE = "sts.amazonaws.com"
 REQUEST_URL_ENV = "ACTIONS_ID_TOKEN_REQUEST_URL"
 # Names of variables, not secrets.
 REQUEST_TOKEN_ENV = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"  # noqa: S105  # nosec B105
-ROLE_ENV = "BIKESHARE_AWS_ROLE_ARN"
+ROLE_ENV = "BIKESHARE_DEPLOYER_ROLE_ARN"
 
 
 @dataclass(frozen=True)
@@ -47,15 +47,15 @@ class GithubOidc:
         if not (url and token):
             if role_arn:
                 raise BikeshareError(
-                    f"--oidc-role-arn given but {REQUEST_URL_ENV} and {REQUEST_TOKEN_ENV} are not "
-                    "set; they exist only in a GitHub Actions job with `permissions: id-token: "
+                    f"--deployer-role-arn given but {REQUEST_URL_ENV} and {REQUEST_TOKEN_ENV} are "
+                    "not set; they exist only in a GitHub Actions job with `permissions: id-token: "
                     "write`; nothing was changed"
                 )
             return None
         if not role:
             raise BikeshareError(
                 f"GitHub OIDC token variables are set but no role to assume: pass "
-                f"--oidc-role-arn or set {ROLE_ENV}; nothing was changed"
+                f"--deployer-role-arn or set {ROLE_ENV}; nothing was changed"
             )
         return cls(request_url=url, request_token=token, role_arn=role)
 

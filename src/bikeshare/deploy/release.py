@@ -94,7 +94,7 @@ class DeployRequest:
     image_uri: str
     model_data: str
     instance_type: str
-    role_arn: str
+    execution_role_arn: str
     instance_count: int = 1
     strategy: Strategy = "all-at-once"
     canary_percent: int = 10
@@ -306,7 +306,7 @@ def _create_release(
     ]
     sagemaker.create_model(
         ModelName=name,
-        ExecutionRoleArn=request.role_arn,
+        ExecutionRoleArn=request.execution_role_arn,
         PrimaryContainer={"Image": request.image_uri, "ModelDataUrl": request.model_data},
         Tags=tags,
     )
