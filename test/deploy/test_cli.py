@@ -230,3 +230,42 @@ def test_a_dry_run_report_is_the_plan(aws: Aws, model_uri: str, tmp_path: Path) 
     report = plan.read_text()
     assert ": planned (dry run, nothing changed)" in report.splitlines()[0]
     assert f"1. plan for {ENDPOINT}: create endpoint" in report
+
+
+def test_the_old_role_flag_fails_naming_both_roles(aws: Aws, model_uri: str) -> None:
+    """`--role-arn` meant the execution role here and the deployer role in the module."""
+    argv = deploy_args(aws, model_uri)
+    argv[argv.index("--execution-role-arn")] = "--role-arn"
+    result = run_cli(*argv, check=False)
+    assert result.returncode == 2
+    assert "--role-arn was renamed --execution-role-arn" in result.stderr
+    assert "--deployer-role-arn" in result.stderr
+    assert aws.sagemaker.list_endpoints()["Endpoints"] == []
+
+
+def test_a_deploy_from_a_checkout_names_its_release_after_the_commit(
+    aws: Aws, model_uri: str, tmp_path: Path
+) -> None:
+    """Without --git-sha or $GITHUB_SHA, the commit of the checkout the command runs in."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    git = ["git", "-C", str(checkout), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    commit = subprocess.run(
+        [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    argv = deploy_args(aws, model_uri, "--dry-run")
+    del argv[argv.index("--git-sha") : argv.index("--git-sha") + 2]
+    env = {k: v for k, v in os.environ.items() if k != "GITHUB_SHA"}
+    bikeshare = Path(sys.executable).with_name("bikeshare")
+    inside = subprocess.run(
+        [str(bikeshare), *argv], cwd=checkout, env=env, capture_output=True, text=True, timeout=300
+    )
+    outside = subprocess.run(
+        [str(bikeshare), *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert inside.returncode == 0, inside.stderr
+    assert f"{ENDPOINT}-{commit[:7]}-" in inside.stdout
+    assert outside.returncode == 0, outside.stderr
+    assert f"{ENDPOINT}-unknown-" in outside.stdout, "outside a checkout the commit is unknown"
