@@ -4,12 +4,12 @@ output "ecr_repository_url" {
 }
 
 output "model_bucket" {
-  description = "Bucket for model archives (GitHub variable MODEL_BUCKET)."
+  description = "Bucket for model archives: `bikeshare upload-model --bucket`."
   value       = aws_s3_bucket.models.bucket
 }
 
 output "deployer_role_arns" {
-  description = "Role per GitHub environment (environment variable AWS_ROLE_ARN)."
+  description = "Deployer role per GitHub environment (environment variable DEPLOYER_ROLE_ARN)."
   value       = { for env, role in aws_iam_role.deployer : env => role.arn }
 }
 
@@ -34,6 +34,11 @@ output "alarm_topic_arn" {
 }
 
 output "promotion_planner_role_arn" {
-  description = "Read-only role of the promotion plan job (variable AWS_ROLE_ARN of the production-plan environment)."
+  description = "Read-only role of the promotion plan job (variable DEPLOYER_ROLE_ARN of the production-plan environment)."
   value       = aws_iam_role.promotion_planner.arn
+}
+
+output "model_publisher_policy_json" {
+  description = "Inline policy for the data scientists' group or SSO permission set: upload models only."
+  value       = data.aws_iam_policy_document.model_publisher.json
 }

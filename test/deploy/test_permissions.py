@@ -11,9 +11,13 @@ from __future__ import annotations
 import copy
 import json
 import time
+from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 
+from bikeshare.deploy.artifacts import upload_model
 from bikeshare.deploy.endpoint import describe_endpoint
 from bikeshare.deploy.promote import promote
 from bikeshare.deploy.release import DeployFailed, deploy, rollback
@@ -243,6 +247,53 @@ def test_production_never_writes_model_archives_or_images(aws: Aws, model_uri: s
     with pytest.raises(Exception, match="AccessDenied"):
         aws.production.ecr.describe_images(repositoryName="bikeshare-serving")
     assert aws.production.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+
+
+def data_scientist(aws: Aws, policy: dict) -> Any:
+    """A session of a role holding only `policy`, as a data scientist's SSO session would."""
+    iam = admin_client("iam", aws.url, REGION)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    role = iam.create_role(RoleName="data-scientist", AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(
+        RoleName="data-scientist", PolicyName="model-publisher", PolicyDocument=json.dumps(policy)
+    )
+    credentials = admin_client("sts", aws.url, REGION).assume_role(
+        RoleArn=role["Role"]["Arn"], RoleSessionName="data-scientist"
+    )["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=REGION,
+    )
+
+
+def test_the_model_publisher_policy_uploads_models_and_nothing_else(
+    aws: Aws, model_archive: Path
+) -> None:
+    """Terraform's model_publisher document: how a model trained on real data reaches S3."""
+    session = data_scientist(aws, terraform().documents["model_publisher"])
+    s3 = session.client("s3", endpoint_url=aws.url)
+    uri = upload_model(s3, model_archive, BUCKET, "models", "cafebabe")
+    assert uri.startswith(f"s3://{BUCKET}/models/")
+    assert upload_model(s3, model_archive, BUCKET, "models", "cafebabe") == uri, "idempotent"
+    with pytest.raises(Exception, match=r"\(403\) when calling the HeadObject"):  # no body
+        upload_model(s3, model_archive, BUCKET, "elsewhere", "cafebabe")
+    with pytest.raises(Exception, match="AccessDenied"):
+        s3.delete_object(Bucket=BUCKET, Key=uri.split("/", 3)[3])
+    with pytest.raises(Exception, match="AccessDenied"):
+        session.client("sagemaker", endpoint_url=aws.url).list_endpoint_configs()
+    report = aws.authorization()["data-scientist"]
+    assert report["unused"] == [], "every permission of the document is needed"
 
 
 def test_unused_permissions_are_reported(aws: Aws) -> None:

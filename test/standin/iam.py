@@ -575,19 +575,21 @@ def s3_checks(environ: Mapping[str, Any], arns: Arns) -> list[Check]:
         if not object_exists(bucket, key):
             # S3 says 404 only to a caller allowed s3:ListBucket (no s3:prefix in this context)
             return [Check("s3:GetObject", object_arn), Check("s3:ListBucket", bucket_arn)]
-        return [Check("s3:GetObject", object_arn), *kms_checks(bucket, "kms:Decrypt")]
+        return [Check("s3:GetObject", object_arn), *kms_checks(bucket, "kms:Decrypt", arns)]
     if method == "PUT":
         checks = [Check("s3:PutObject", object_arn)]
         if environ.get("HTTP_X_AMZ_TAGGING"):
             checks.append(Check("s3:PutObjectTagging", object_arn))
-        return checks + kms_checks(bucket, "kms:GenerateDataKey")
+        return checks + kms_checks(bucket, "kms:GenerateDataKey", arns)
     raise Unmodelled(f"the stand-in does not authorize {method} {object_arn}")
 
 
-def kms_checks(bucket: str, action: str) -> list[Check]:
-    """Objects in a bucket encrypted with a KMS key need the key too (SSE-KMS)."""
+def kms_checks(bucket: str, action: str, arns: Arns) -> list[Check]:
+    """Objects in a bucket encrypted with a KMS key need the key too (SSE-KMS); S3 calls KMS on
+    the caller's behalf, so the request carries kms:ViaService."""
     key = bucket_kms_key(bucket)
-    return [Check(action, key)] if key else []
+    via = {"kms:ViaService": f"s3.{arns.region}.amazonaws.com"}
+    return [Check(action, key, via)] if key else []
 
 
 def _bucket(name: str) -> Any:
