@@ -349,6 +349,10 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        # `uv run` forwards the terminal's Ctrl-C, so one press can arrive twice: a second
+        # interrupt during the cleanup would leave the registry child running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         sagemaker.STATE.stop_all()
         if standin.registry is not None:
             standin.registry.stop()
