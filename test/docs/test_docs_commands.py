@@ -4,6 +4,7 @@ Dagger module (offline introspection, no engine)."""
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from support import run_cli
 from support.dagger_plans import dagger_functions, registered
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = [ROOT / "README.md", ROOT / "docs" / "guide.md"]
+DOCS = [ROOT / "README.md", ROOT / "docs" / "guide.md", ROOT / "docs" / "verified-on-engine.md"]
 #: Core Dagger API called on what a module function returns (Directory, Container, Service...).
 CORE_API = {"export", "terminal", "up", "file", "contents", "stdout", "entries", "sync"}
 
@@ -33,10 +34,14 @@ def bikeshare_commands(path: Path) -> set[str]:
     }
 
 
+def test_the_docs_show_the_release_commands() -> None:
+    shown = set().union(*(bikeshare_commands(path) for path in DOCS))
+    assert {"deploy", "promote", "rollback", "status", "upload-model"} <= shown
+
+
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
 def test_every_bikeshare_command_shown_exists(path: Path) -> None:
     commands = bikeshare_commands(path)
-    assert {"deploy", "rollback", "status"} <= commands, "the docs show the release commands"
     for command in sorted(commands):
         shown = run_cli(command, "--help", check=False)
         assert shown.returncode == 0, f"{path.name} shows `bikeshare {command}`: {shown.stderr}"
@@ -45,7 +50,7 @@ def test_every_bikeshare_command_shown_exists(path: Path) -> None:
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
 def test_every_dagger_call_names_registered_functions(path: Path) -> None:
     lines = [line for line in code(path) if re.search(r"dagger call \S", line)]
-    assert lines, f"{path.name} shows no dagger call"
+    assert lines or path.name == "verified-on-engine.md", f"{path.name} shows no dagger call"
     for line in lines:
         names = dagger_functions(line)
         assert names, f"{path.name}: no function in {line!r}"
@@ -57,9 +62,85 @@ def test_every_dagger_call_names_registered_functions(path: Path) -> None:
 def test_the_checker_catches_a_renamed_function() -> None:
     assert dagger_functions("dagger call --git-sha=abc deploy-staging --x=1") == ["deploy-staging"]
     assert "deploy-staging" not in registered()
-    assert bikeshare_commands(ROOT / "README.md") >= {"train", "probe"}
+    assert bikeshare_commands(ROOT / "README.md") >= {"train", "package"}
 
 
 def test_the_guide_is_linked_from_the_top_of_the_readme() -> None:
     top = (ROOT / "README.md").read_text(encoding="utf-8").split("## ", 1)[0]
     assert "docs/guide.md" in top
+
+
+def bikeshare_invocations(path: Path) -> list[tuple[str, list[str]]]:
+    """Each `bikeshare SUBCOMMAND --flag ...` shown, with its flags (continuations joined)."""
+    text = path.read_text(encoding="utf-8")
+    fenced = re.findall(r"^(`{3,})[^\n]*\n(.*?)^\1", text, flags=re.MULTILINE | re.DOTALL)
+    prose = re.sub(r"^(`{3,})[^\n]*\n.*?^\1", "", text, flags=re.MULTILINE | re.DOTALL)
+    lines = [line for _, block in fenced for line in block.replace("\\\n", " ").splitlines()]
+    found = []
+    for line in lines + re.findall(r"`([^`\n]+)`", prose):
+        for match in re.finditer(r"(?:^|[\s$(])bikeshare ([a-z][a-z-]*)(.*)", line):
+            words = re.split(r"[|;)#&]", match[2].replace("\\|", " "), maxsplit=1)[0]
+            flags = re.findall(r"(?:^|[\s\[(])(--[a-z][a-z-]*)", words)
+            found.append((match[1], flags))
+    return found
+
+
+@functools.cache
+def _help(command: str) -> str:
+    return run_cli(command, "--help", check=False).stdout
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
+def test_every_flag_shown_is_one_the_command_takes(path: Path) -> None:
+    """A renamed flag (`--role-arn`, `--oidc-role-arn`) left in the docs fails here."""
+    unknown = sorted(
+        {
+            f"bikeshare {command} {flag}"
+            for command, flags in bikeshare_invocations(path)
+            for flag in flags
+            if flag != "--help" and not re.search(rf"{flag}\b(?!-)", _help(command))
+        }
+    )
+    assert not unknown, f"{path.name} shows flags the commands do not take: {unknown}"
+
+
+def test_the_flag_checker_catches_a_renamed_flag(tmp_path: Path) -> None:
+    doc = tmp_path / "doc.md"
+    doc.write_text("```bash\nuv run bikeshare deploy --endpoint-name E \\\n  --role-arn R\n```\n")
+    assert bikeshare_invocations(doc) == [("deploy", ["--endpoint-name", "--role-arn"])]
+    assert not re.search(r"--role-arn\b(?!-)", _help("deploy"))
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    text = re.sub(r"^(`{3,})[^\n]*\n.*?^\1", "", path.read_text(encoding="utf-8"),
+                  flags=re.MULTILINE | re.DOTALL)  # fmt: skip
+    return {github_anchor(h) for h in re.findall(r"^#{1,6} (.+)$", text, flags=re.MULTILINE)}
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
+def test_every_link_into_the_docs_lands_on_a_heading(path: Path) -> None:
+    text = re.sub(r"^(`{3,})[^\n]*\n.*?^\1", "", path.read_text(encoding="utf-8"),
+                  flags=re.MULTILINE | re.DOTALL)  # fmt: skip
+    broken = []
+    for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]+))?\)", text):
+        if target.startswith(("http://", "https://")):
+            continue
+        linked = (path.parent / target).resolve() if target else path
+        if not linked.exists():
+            broken.append(f"{target} (no such file)")
+        elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
+            broken.append(f"{target}#{anchor}")
+    assert not broken, f"{path.name} links to missing files or headings: {broken}"
+
+
+def test_the_anchor_rule_is_githubs() -> None:
+    assert github_anchor("CD • Staging (`cd_staging.yml`)") == "cd--staging-cd_stagingyml"
+    assert (
+        github_anchor("Migration from the seed's workflows") == "migration-from-the-seeds-workflows"
+    )
+    assert github_anchor("Runbook: Roll back") == "runbook-roll-back"
