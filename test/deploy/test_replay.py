@@ -19,7 +19,7 @@ from bikeshare.deploy.artifacts import upload_model
 from bikeshare.deploy.release import DeployFailed, deploy
 from support import broken_model_archive, docker_or_skip, run_cli
 from support.aws import BUCKET, REGION, Aws
-from support.images import IMAGE_TAG, docker, image_from
+from support.images import docker, image_from
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "bikeshare"
 STAGING = "bikeshare-staging"
@@ -80,16 +80,22 @@ def test_a_model_the_runtime_cannot_load_replays_to_the_same_ping_failure(
     assert "nope" in report, "the server's own log says why"
 
 
-def test_an_image_whose_server_crashes_replays_to_a_start_failure(
-    aws: Aws, model_uri: str, tmp_path: Path
-) -> None:
-    crashing = image_from(
-        IMAGE_TAG,
+@pytest.fixture
+def crashing_image(serving_image: str, tmp_path: Path) -> str:
+    """The serving image with a server that exits at once. Built on the serving image, so it
+    skips with it where Docker or the base image is missing; the session removes its tag."""
+    return image_from(
+        serving_image,
         'ENTRYPOINT ["sh", "-c", "echo cannot bind the model server >&2; exit 3", "--"]',
-        "bikeshare-serving:crashes-on-start",
+        "bikeshare-broken:crashes-on-start",
         tmp_path,
     )
-    report = replay(aws, crashing, model_uri, tmp_path / "replay")
+
+
+def test_an_image_whose_server_crashes_replays_to_a_start_failure(
+    aws: Aws, model_uri: str, crashing_image: str, tmp_path: Path
+) -> None:
+    report = replay(aws, crashing_image, model_uri, tmp_path / "replay")
     assert report.startswith("exit 1\nreplay failed at start: the server exited with status 3")
     assert report.rstrip().endswith("cannot bind the model server")
 

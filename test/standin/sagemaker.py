@@ -442,9 +442,10 @@ def add_tags(self: SageMakerModelBackend, arn: str, tags: list[dict[str, str]]) 
     which hides code that reads the first one (or a list cut at one page)."""
     resource = self._get_resource_from_arn(arn)
     new = {tag["Key"] for tag in tags}
-    resource.tags = [tag for tag in resource.tags if tag["Key"] not in new] + list(tags)
-    if len(resource.tags) > 50:
+    merged = [tag for tag in resource.tags if tag["Key"] not in new] + list(tags)
+    if len(merged) > 50:  # refused whole: none of the call's tags is added
         raise ValidationError(message=f"{arn} would have more than 50 tags, SageMaker's limit.")
+    resource.tags = merged
     return resource.tags
 
 
