@@ -39,9 +39,8 @@ def test_a_machine_that_is_not_ci_is_refused_with_what_to_run_instead(tmp_path: 
     [
         (("--on-this-machine",), {}),
         ((), {"CI": "true"}),
-        ((), {"IS_SANDBOX": "yes"}),
     ],
-    ids=["asked", "ci-variable", "sandbox"],
+    ids=["asked", "ci-variable"],
 )
 def test_ci_or_an_explicit_request_is_allowed(
     tmp_path: Path, args: tuple[str, ...], env: dict[str, str]
@@ -51,13 +50,26 @@ def test_ci_or_an_explicit_request_is_allowed(
     assert allowed.stderr == ""
 
 
-def test_root_in_a_container_is_allowed(tmp_path: Path) -> None:
+def test_root_in_a_container_or_sandbox_is_allowed(tmp_path: Path) -> None:
     if os.getuid() != 0:
         pytest.skip("the container rule admits root only; this run is not root")
     marker = tmp_path / ".dockerenv"
     marker.touch()
-    result = guard(tmp_path, BIKESHARE_CONTAINER_MARKERS=str(marker))
-    assert result.returncode == 0, result.stderr
+    in_container = guard(tmp_path, BIKESHARE_CONTAINER_MARKERS=str(marker))
+    assert in_container.returncode == 0, in_container.stderr
+    in_sandbox = guard(tmp_path, IS_SANDBOX="yes")
+    assert in_sandbox.returncode == 0, in_sandbox.stderr
+
+
+def test_a_user_in_a_container_is_refused(tmp_path: Path) -> None:
+    """Only root can install packages: a user there is someone's own machine or devcontainer."""
+    if os.getuid() == 0:
+        pytest.skip("needs a user that is not root; this run is root")
+    marker = tmp_path / ".dockerenv"
+    marker.touch()
+    assert (
+        guard(tmp_path, BIKESHARE_CONTAINER_MARKERS=str(marker), IS_SANDBOX="yes").returncode == 2
+    )
 
 
 def test_ci_run_consults_the_guard_before_it_changes_anything() -> None:

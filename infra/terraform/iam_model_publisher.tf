@@ -20,10 +20,9 @@ data "aws_iam_policy_document" "model_publisher" {
 
   statement {
     sid = "EncryptModelArchives"
-    # Through S3 only: the same key encrypts the image repository and the alarm topic.
-    # Decrypt: upload-model's HEAD of an archive already there (the stand-in requires it, as
-    # for a GET; a HEAD decrypts nothing, so AWS may not: granted so a real account never 403s).
-    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+    # Through S3 only: the same key encrypts the image repository and the alarm topic. No
+    # Decrypt: upload-model's HEAD reads metadata, and S3 decrypts nothing for it.
+    actions   = ["kms:GenerateDataKey"]
     resources = [aws_kms_key.bikeshare.arn]
     condition {
       test     = "StringEquals"

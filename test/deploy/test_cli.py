@@ -257,7 +257,8 @@ def test_a_deploy_from_a_checkout_names_its_release_after_the_commit(
     ).stdout.strip()
     argv = deploy_args(aws, model_uri, "--dry-run")
     del argv[argv.index("--git-sha") : argv.index("--git-sha") + 2]
-    env = {k: v for k, v in os.environ.items() if k != "GITHUB_SHA"}
+    env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_SHA", "GIT_DIR")}
+    env["GIT_CEILING_DIRECTORIES"] = str(tmp_path)  # "outside" stays outside any enclosing repo
     bikeshare = Path(sys.executable).with_name("bikeshare")
     inside = subprocess.run(
         [str(bikeshare), *argv], cwd=checkout, env=env, capture_output=True, text=True, timeout=300

@@ -292,7 +292,11 @@ def test_the_model_publisher_policy_uploads_models_and_nothing_else(
         s3.delete_object(Bucket=BUCKET, Key=uri.split("/", 3)[3])
     with pytest.raises(Exception, match="AccessDenied"):
         session.client("sagemaker", endpoint_url=aws.url).list_endpoint_configs()
+    key = terraform().arn("aws_kms_key.bikeshare")
+    with pytest.raises(Exception, match="AccessDenied"):  # the key only through S3
+        session.client("kms", endpoint_url=aws.url).generate_data_key(KeyId=key, KeySpec="AES_256")
     report = aws.authorization()["data-scientist"]
+    assert f"kms:GenerateDataKey on {key}" in report["denied"], "refused by the policy itself"
     assert report["unused"] == [], "every permission of the document is needed"
 
 

@@ -526,6 +526,7 @@ async def test_cd_staging_without_a_model_changes_nothing_and_says_what_to_set(
     assert "CD never trains one" in summary
     assert "| build and publish image | skipped |" in summary
     assert "| deploy, verify, smoke | skipped |" in summary
+    assert "Reproduce on a laptop" not in summary, "a missing variable is not reproduced"
     ran = [c["args"] for p in engine.executed for c in calls(p, "withExec")]
     assert ran == [], "nothing ran: no image built, pushed or deployed"
 

@@ -541,8 +541,25 @@ def cloudwatch_checks(operation: str, params: Mapping[str, Any], arns: Arns) -> 
     raise Unmodelled(f"the stand-in does not authorize cloudwatch:{operation}")
 
 
+def kms_direct_checks(operation: str, params: Mapping[str, Any], arns: Arns) -> list[Check]:
+    """A caller's own call to KMS (not through S3: no kms:ViaService), on a key named by ARN
+    or id; aliases and ciphertext-only Decrypt are not modelled."""
+    key = str(params.get("KeyId", ""))
+    if operation not in ("GenerateDataKey", "Encrypt", "Decrypt", "DescribeKey") or not key:
+        raise Unmodelled(f"the stand-in does not authorize kms:{operation} ({key or 'no KeyId'})")
+    if key.startswith("alias/") or ":alias/" in key:
+        raise Unmodelled(f"the stand-in does not resolve KMS aliases ({key})")
+    arn = (
+        key
+        if key.startswith("arn:")
+        else f"arn:{PARTITION}:kms:{arns.region}:{arns.account}:key/{key}"
+    )
+    return [Check(f"kms:{operation}", arn)]
+
+
 JSON_SERVICES = {
     "SageMaker": sagemaker_checks,
+    "TrentService": kms_direct_checks,
     "AmazonEC2ContainerRegistry_V20150921": ecr_checks,
     "Logs_20140328": logs_checks,
     "AnyScaleFrontendService": autoscaling_checks,
@@ -575,6 +592,8 @@ def s3_checks(environ: Mapping[str, Any], arns: Arns) -> list[Check]:
         if not object_exists(bucket, key):
             # S3 says 404 only to a caller allowed s3:ListBucket (no s3:prefix in this context)
             return [Check("s3:GetObject", object_arn), Check("s3:ListBucket", bucket_arn)]
+        if method == "HEAD":  # metadata only: S3 decrypts nothing, so KMS is not asked
+            return [Check("s3:GetObject", object_arn)]
         return [Check("s3:GetObject", object_arn), *kms_checks(bucket, "kms:Decrypt", arns)]
     if method == "PUT":
         checks = [Check("s3:PutObject", object_arn)]

@@ -262,6 +262,10 @@ def provision(url: str, region: str) -> None:
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    """The first Ctrl-C or kill stops the stand-in; later ones (`uv run` forwards the terminal's
+    Ctrl-C, so one press can arrive twice) must not interrupt its cleanup."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -306,21 +310,23 @@ def main() -> int:
     # and Python then installs no Ctrl-C handler (found when CI ran the suite that way).
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
-    if standin.registry is not None:
-        standin.registry.start()
-        sagemaker.STATE.registry = standin.registry.address
-        print(f"ECR stand-in registry on {standin.registry.address} (user AWS)", flush=True)
-    else:
-        print("no local registry: install docker-registry and apache2-utils for ECR", flush=True)
-    if (
-        shutil.which("docker")
-        and subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
-    ):
-        sagemaker.STATE.runner_factory = DockerRunner
-        print("endpoints run their image with Docker, as SageMaker does", flush=True)
-    else:
-        print("no Docker: endpoints run as `bikeshare serve` processes", flush=True)
-    try:
+    try:  # from the registry's start on: a stop during start-up cleans up too
+        if standin.registry is not None:
+            standin.registry.start()
+            sagemaker.STATE.registry = standin.registry.address
+            print(f"ECR stand-in registry on {standin.registry.address} (user AWS)", flush=True)
+        else:
+            print(
+                "no local registry: install docker-registry and apache2-utils for ECR", flush=True
+            )
+        if (
+            shutil.which("docker")
+            and subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
+        ):
+            sagemaker.STATE.runner_factory = DockerRunner
+            print("endpoints run their image with Docker, as SageMaker does", flush=True)
+        else:
+            print("no Docker: endpoints run as `bikeshare serve` processes", flush=True)
         if not args.empty_account:
             _serve_in_background(standin)
 
@@ -349,9 +355,7 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        # `uv run` forwards the terminal's Ctrl-C, so one press can arrive twice: a second
-        # interrupt during the cleanup would leave the registry child running.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # an exception, not a signal, brought us here
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         sagemaker.STATE.stop_all()
         if standin.registry is not None:

@@ -359,7 +359,7 @@ class Release:
         if image_uri is not None and uri is not None and not steps[-1].passed:
             replay = self._with_laptop_keys("replay", image_uri=image_uri, model_data=uri)
         return self._run_directory(
-            f"cd-staging to {endpoint_name}", steps, reports, "rehearse", replay
+            f"cd-staging to {endpoint_name}", steps, reports, "rehearse" if uri else "", replay
         )
 
     # ---- helpers (not functions) ---------------------------------------------------------------
@@ -514,7 +514,7 @@ class Release:
             title,
             steps,
             reports,
-            reproduce_line(*module, self._constructor_flags(chain)),
+            reproduce_line(*module, self._constructor_flags(chain)) if chain else "",
             real,
             replay=reproduce_line(*module, self._constructor_flags(replay)) if replay else "",
         )

@@ -68,7 +68,8 @@ def run_report(
     real_rerun_hint: str,
     replay: str = "",
 ) -> str:
-    """The CD report: outcome, steps with durations, the release reports, how to reproduce."""
+    """The CD report: outcome, steps with durations, the release reports, how to reproduce
+    (left out when `reproduce` is empty: a run refused before anything ran)."""
     ok = all(s.passed or s.skipped for s in steps)
     parts = [
         f"## {title}: {SUCCEEDED if ok else FAILED}",
@@ -78,6 +79,8 @@ def run_report(
     if not ok:
         parts += ["", "```text", failures(steps), "```"]
     parts += ["", *release_reports]
+    if not reproduce:  # nothing ran: nothing to reproduce
+        return "\n".join([*parts, ""])
     parts += [
         "",
         "### Reproduce on a laptop",
