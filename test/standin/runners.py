@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import shutil
@@ -203,11 +204,29 @@ def _pull(image: str, config: Path) -> subprocess.CompletedProcess[str]:
     registry = image.partition("/")[0]
     config.mkdir(exist_ok=True)
     subprocess.run(
-        ["docker", "--config", str(config), "login", registry, "--username", REGISTRY_USER,
+        ["docker", *own_config(config), "login", registry, "--username", REGISTRY_USER,
          "--password-stdin"],
         input=REGISTRY_PASSWORD, capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
-    return _docker("--config", str(config), "pull", "--quiet", image)
+    return _docker(*own_config(config), "pull", "--quiet", image)
+
+
+@functools.cache
+def docker_host() -> str:
+    """The daemon the user's docker CLI talks to (its current context). A Docker config of our
+    own holds no context, so without --host the CLI would fall back to the default socket
+    (wrong under Docker Desktop, colima or rootless Docker)."""
+    found = subprocess.run(
+        ["docker", "context", "inspect", "--format", "{{.Endpoints.docker.Host}}"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    return found.stdout.strip() if found.returncode == 0 else ""
+
+
+def own_config(config: Path) -> list[str]:
+    """docker CLI options for a Docker config of our own, on the user's daemon."""
+    host = docker_host()
+    return ["--config", str(config), *(["--host", host] if host else [])]
 
 
 def _docker(*args: str) -> subprocess.CompletedProcess[str]:

@@ -19,6 +19,7 @@ from typing import NoReturn
 
 import pytest
 
+from standin.runners import own_config
 from support import REPORT_LINES, docker_problem, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,16 +167,15 @@ class Leftovers:
 
     def push(self, image: str, registry: str, repository: str, tag: str, password: str) -> str:
         """Log in, tag and push to a registry; return `registry/repository@sha256:...`."""
-        config = str(self.docker_config())
+        config = own_config(self.docker_config())
         subprocess.run(
-            ["docker", "--config", config, "login", "--username", "AWS", "--password-stdin",
-             registry],
+            ["docker", *config, "login", "--username", "AWS", "--password-stdin", registry],
             input=password, capture_output=True, text=True, check=True, timeout=60,
         )  # fmt: skip
         target = f"{registry}/{repository}:{tag}"
         self.references.append(target)
         docker("tag", image, target)
-        pushed = docker("--config", config, "push", target).stdout
+        pushed = docker(*config, "push", target).stdout
         digest = next(word for word in pushed.split() if word.startswith("sha256:"))
         pinned = f"{registry}/{repository}@{digest}"
         self.references.append(pinned)  # what a push (and the stand-in's pull) records locally
