@@ -17,7 +17,7 @@ from standin import StandIn, sagemaker
 from standin.registry import PASSWORD
 from standin.runners import DockerRunner
 from support import REPORT_LINES, docker_available
-from support.account import admin_client, admin_session, login, provision
+from support.account import admin_session, login, provision
 from support.aws import BUCKET, REGION, REPOSITORY, Aws, release_clients
 from support.images import push
 
@@ -108,17 +108,18 @@ def aws(
     planner = login(standin.url, REGION, "bikeshare-promotion-planner", "production-plan")
     for name, value in staging.environment().items():
         monkeypatch.setenv(name, value)
+    sessions = {
+        "staging": staging.session(REGION),
+        "production": production.session(REGION),
+        "production-plan": planner.session(REGION),
+    }
+    admin = admin_session(REGION)
     yield Aws(
         standin.url,
-        AwsTarget(region=REGION, endpoint_url=standin.url, session=admin_session(REGION)),
-        release_clients(staging.session(REGION), standin.url),
-        release_clients(production.session(REGION), standin.url),
-        admin_client("sagemaker", standin.url, REGION),
-        {
-            "staging": staging.session(REGION),
-            "production": production.session(REGION),
-            "production-plan": planner.session(REGION),
-        },
+        AwsTarget(region=REGION, endpoint_url=standin.url, session=admin),
+        release_clients(sessions["staging"], standin.url),
+        admin.client("sagemaker", endpoint_url=standin.url),
+        sessions,
         image,
         standin.registry,
     )

@@ -16,6 +16,8 @@ from functools import cache
 from typing import Any
 
 import boto3
+import botocore.session
+from botocore.loaders import Loader
 
 from support.terraform_iam import Rendered, Setting, render
 
@@ -31,9 +33,34 @@ def terraform() -> Rendered:
     return render(Setting(variables={"github_repository": GITHUB_REPOSITORY}))
 
 
+class _SearchPaths(list[str]):
+    """boto3 adds its data directory to the loader of every Session it makes: once is enough."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+@cache
+def _models() -> Loader:
+    """botocore's reader of service models, endpoint rules and the like, shared by the suite's
+    sessions. What it reads is botocore's packaged JSON, the same for every session; a session of
+    its own re-reads and re-parses it, some 0.2 s for each client it makes (SageMaker's model is
+    megabytes), and a release test makes a dozen clients from several sessions."""
+    return Loader(extra_search_paths=_SearchPaths())
+
+
+def new_session(region: str, **credentials: str) -> boto3.Session:
+    """A boto3 session like `boto3.Session(...)`, its own in everything (credentials, config,
+    events) but the read-only service models."""
+    core = botocore.session.Session()
+    core.register_component("data_loader", _models())
+    return boto3.Session(botocore_session=core, region_name=region, **credentials)
+
+
 def admin_session(region: str) -> boto3.Session:
     """A session with the account's own keys: not subject to any role's policies."""
-    return boto3.Session(region_name=region, **ADMIN_KEYS)
+    return new_session(region, **ADMIN_KEYS)
 
 
 def admin_client(service: str, url: str, region: str) -> Any:
@@ -46,7 +73,8 @@ def provision(url: str, region: str, rendered: Rendered | None = None) -> None:
     roles with their rendered policies, the model bucket (encrypted with the project's KMS
     key), the ECR repository and the per-endpoint alarms."""
     rendered = rendered or terraform()
-    iam = admin_client("iam", url, region)
+    admin = admin_session(region)
+    iam = admin.client("iam", endpoint_url=url)
     iam.create_open_id_connect_provider(
         Url=GITHUB_ISSUER, ClientIDList=[STS_AUDIENCE], ThumbprintList=["f" * 40]
     )
@@ -57,7 +85,7 @@ def provision(url: str, region: str, rendered: Rendered | None = None) -> None:
                 RoleName=role.name, PolicyName=name, PolicyDocument=json.dumps(document)
             )
     setting = rendered.setting
-    s3 = admin_client("s3", url, region)
+    s3 = admin.client("s3", endpoint_url=url)
     bucket = setting.variable("model_bucket_name")
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
     s3.put_bucket_encryption(
@@ -74,11 +102,11 @@ def provision(url: str, region: str, rendered: Rendered | None = None) -> None:
             ]
         },
     )
-    admin_client("ecr", url, region).create_repository(
+    admin.client("ecr", endpoint_url=url).create_repository(
         repositoryName=setting.variable("ecr_repository_name"),
         imageTagMutability=rendered.evaluate("aws_ecr_repository.serving.image_tag_mutability"),
     )
-    cloudwatch = admin_client("cloudwatch", url, region)
+    cloudwatch = admin.client("cloudwatch", endpoint_url=url)
     for alarm in rendered.alarms:
         cloudwatch.put_metric_alarm(
             AlarmName=alarm,
@@ -130,11 +158,11 @@ class Login:
     session_token: str
 
     def session(self, region: str) -> boto3.Session:
-        return boto3.Session(
+        return new_session(
+            region,
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
             aws_session_token=self.session_token,
-            region_name=region,
         )
 
     def environment(self) -> dict[str, str]:
@@ -148,7 +176,7 @@ class Login:
 
 def login(url: str, region: str, role: str, environment: str) -> Login:
     """Log in as `role` the way a workflow job bound to `environment` does."""
-    sts = boto3.client("sts", endpoint_url=url, region_name=region, **ADMIN_KEYS)
+    sts = admin_client("sts", url, region)
     account = terraform().setting.account_id
     answer = sts.assume_role_with_web_identity(
         RoleArn=f"arn:aws:iam::{account}:role/{role}",

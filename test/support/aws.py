@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import httpx
@@ -34,7 +35,6 @@ class Aws:
     url: str
     target: AwsTarget  # the administrator's: for what Terraform, AWS or a person would do
     clients: Clients
-    production: Clients
     admin_sagemaker: Any
     sessions: dict[str, Any]  # GitHub environment -> the boto3 session of its role
     image: str  # the serving image, pushed to the stand-in's registry, by digest
@@ -46,6 +46,11 @@ class Aws:
     @property
     def sagemaker(self) -> Any:
         return self.admin_sagemaker
+
+    @cached_property
+    def production(self) -> Clients:
+        """The production deployer's release clients (made when a test first asks for them)."""
+        return self.clients_of("production")
 
     def client(self, environment: str, service: str) -> Any:
         """Any AWS client, logged in as the role of `environment` (the plan job's too)."""
@@ -68,7 +73,7 @@ class Aws:
             "image_uri": self.image,
             "model_data": model_data,
             "instance_type": "ml.m5.large",
-            "role_arn": ROLE,
+            "execution_role_arn": ROLE,
             "git_sha": "0123456789abcdef",
             "poll_seconds": 0.2,
             "timeout_seconds": 300,

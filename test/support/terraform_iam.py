@@ -54,7 +54,7 @@ import re
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -189,14 +189,23 @@ def _load(directory: Path) -> _Config:
 
 
 def _parse_file(path: Path) -> list[_Block]:
-    text = path.read_text()
+    return list(_parse_text(path.name, path.read_text()))
+
+
+@lru_cache(maxsize=128)
+def _parse_text(file: str, text: str) -> tuple[_Block, ...]:
+    """The blocks of one file's text, parsed once per process for every render of that text
+    (python-hcl2 takes over a second for infra/terraform, and the suite renders it a dozen
+    times). Blocks are immutable (frozen, attributes behind MappingProxyType, lark trees only
+    ever read), so every render gets the same ones; an edited file is new text, parsed anew,
+    and a text that does not parse is not cached: it raises every time."""
     try:
         tree = hcl2.parses_to_tree(text)
     except LarkError as error:
-        raise InvalidTerraform(f"{path.name}: does not parse: {error}") from None
+        raise InvalidTerraform(f"{file}: does not parse: {error}") from None
     (body,) = _trees(tree)
-    _, blocks = _parse_body(body, path.name, text)
-    return blocks
+    _, blocks = _parse_body(body, file, text)
+    return tuple(blocks)
 
 
 def _add_block(config: _Config, block: _Block) -> None:
