@@ -2,7 +2,8 @@
 
 zizmor and yamllint run for real as the `security` check's commands (test/pipeline/
 test_check_commands.py); actionlint cannot be installed here, so the module's `security` check
-runs it from its pinned image instead (README, "What cannot run here").
+runs it from its pinned image instead (docs/guide.md, "How the module is verified without an
+engine").
 """
 
 from __future__ import annotations
