@@ -37,6 +37,11 @@ class Block:
     text: str
 
     @property
+    def argv(self) -> list[str]:
+        """The block as a reader's shell runs it, stopping at its first failure."""
+        return ["bash", "-euo", "pipefail", "-c", self.text]
+
+    @property
     def kind(self) -> str:
         """run (Python only, the suite runs it), ci, dagger, server (runs until stopped), or
         recorded (needs Docker or the stand-in: checked against the transcript)."""

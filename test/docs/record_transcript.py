@@ -93,7 +93,7 @@ def outcome(output: str, status: int, note: str = "") -> str:
 def run_block(block: Block, clone: Path, env: dict[str, str]) -> tuple[str, int]:
     started = time.monotonic()
     ran = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", block.text],
+        block.argv,
         cwd=clone,
         env=env,
         stdout=subprocess.PIPE,
@@ -113,7 +113,7 @@ class Server:
         self.log = log
         self.handle = log.open("w")
         self.process = subprocess.Popen(
-            ["bash", "-euo", "pipefail", "-c", block.text],
+            block.argv,
             cwd=clone,
             env=env,
             stdout=self.handle,

@@ -63,7 +63,7 @@ def test_python_only_blocks_run_as_written(block: Block) -> None:
     # (training took 35 s of CPU with two threads at load 6, 16 s with one).
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ran = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", block.text],
+        block.argv,
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -83,7 +83,7 @@ RECORDED = [b for b in BLOCKS if b.kind != "run"]
 @pytest.mark.parametrize("block", RECORDED, ids=_ids(RECORDED))
 def test_other_blocks_are_in_the_transcript_as_written(block: Block) -> None:
     assert TRANSCRIPT.is_file(), f"{TRANSCRIPT} is missing; {RE_RECORD}"
-    entries = [e for e in transcript_entries(TRANSCRIPT.read_text(encoding="utf-8"))]
+    entries = transcript_entries(TRANSCRIPT.read_text(encoding="utf-8"))
     same = [e for e in entries if e.block == block.text]
     assert same, (
         f"{block.title}: this block is not in {TRANSCRIPT.relative_to(ROOT)} as written (edited "
