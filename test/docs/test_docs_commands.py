@@ -22,8 +22,8 @@ CORE_API = {"export", "terminal", "up", "file", "contents", "stdout", "entries",
 def code(path: Path) -> list[str]:
     """The lines of every fenced block and inline code span."""
     text = path.read_text(encoding="utf-8")
-    fenced = re.findall(r"^(`{3,})[^\n]*\n(.*?)^\1", text, flags=re.MULTILINE | re.DOTALL)
-    prose = re.sub(r"^(`{3,})[^\n]*\n.*?^\1", "", text, flags=re.MULTILINE | re.DOTALL)
+    fenced = FENCED.findall(text)
+    prose = prose_of(text)
     lines = [line for _, block in fenced for line in block.splitlines()]
     return lines + re.findall(r"`([^`\n]+)`", prose)
 
@@ -70,11 +70,20 @@ def test_the_guide_is_linked_from_the_top_of_the_readme() -> None:
     assert "docs/guide.md" in top
 
 
+#: A fenced code block: its fence, then its body.
+FENCED = re.compile(r"^(`{3,})[^\n]*\n(.*?)^\1", flags=re.MULTILINE | re.DOTALL)
+
+
+def prose_of(text: str) -> str:
+    """A Markdown text without its fenced code blocks."""
+    return FENCED.sub("", text)
+
+
 def bikeshare_invocations(path: Path) -> list[tuple[str, list[str]]]:
     """Each `bikeshare SUBCOMMAND --flag ...` shown, with its flags (continuations joined)."""
     text = path.read_text(encoding="utf-8")
-    fenced = re.findall(r"^(`{3,})[^\n]*\n(.*?)^\1", text, flags=re.MULTILINE | re.DOTALL)
-    prose = re.sub(r"^(`{3,})[^\n]*\n.*?^\1", "", text, flags=re.MULTILINE | re.DOTALL)
+    fenced = FENCED.findall(text)
+    prose = prose_of(text)
     lines = [line for _, block in fenced for line in block.replace("\\\n", " ").splitlines()]
     found = []
     for line in lines + re.findall(r"`([^`\n]+)`", prose):
@@ -117,15 +126,13 @@ def github_anchor(heading: str) -> str:
 
 
 def anchors(path: Path) -> set[str]:
-    text = re.sub(r"^(`{3,})[^\n]*\n.*?^\1", "", path.read_text(encoding="utf-8"),
-                  flags=re.MULTILINE | re.DOTALL)  # fmt: skip
+    text = prose_of(path.read_text(encoding="utf-8"))
     return {github_anchor(h) for h in re.findall(r"^#{1,6} (.+)$", text, flags=re.MULTILINE)}
 
 
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
 def test_every_link_into_the_docs_lands_on_a_heading(path: Path) -> None:
-    text = re.sub(r"^(`{3,})[^\n]*\n.*?^\1", "", path.read_text(encoding="utf-8"),
-                  flags=re.MULTILINE | re.DOTALL)  # fmt: skip
+    text = prose_of(path.read_text(encoding="utf-8"))
     broken = []
     for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]+))?\)", text):
         if target.startswith(("http://", "https://")):
