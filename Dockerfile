@@ -31,12 +31,14 @@ RUN set -eu; \
 # The checks' container (lint, test, security, the release commands, the AWS stand-in): the
 # whole locked dev toolchain, dependencies only. The Dagger module and the test suite put the
 # repository at /workspace on top and `uv sync` the project itself, so a source change never
-# reinstalls the dependencies. docker-registry and htpasswd are the AWS stand-in's ECR.
+# reinstalls the dependencies. docker-registry and htpasswd are the AWS stand-in's ECR; git names
+# the checkout's commit (`bikeshare deploy` without --git-sha, and the test of it).
+# test/pipeline/test_external_programs.py checks every program the suite starts is here.
 FROM uv AS tools
 RUN set -eu; \
     apt-get update -qq; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        docker-registry apache2-utils >/dev/null; \
+        docker-registry apache2-utils git >/dev/null; \
     rm -rf /var/lib/apt/lists/*
 RUN set -eu; \
     if [ -f build-ca.pem ]; then export SSL_CERT_FILE=/build/build-ca.pem; fi; \

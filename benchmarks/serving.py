@@ -29,10 +29,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bikeshare.model.data import synthetic_rides
+from bikeshare.model.features import EXAMPLE_ROW, FEATURE_NAMES
+
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-ROW = ["72", 8, 20.5, 2]
-COLUMNS = ["station_id", "hour", "temp_c", "dow"]
+# The model's own contract (src/bikeshare/model/features.py), so a new feature is benchmarked too.
+COLUMNS = list(FEATURE_NAMES)
+ROW = [EXAMPLE_ROW[name] for name in COLUMNS]
 
 
 @dataclass(frozen=True)
@@ -241,12 +245,9 @@ def predict_floor(model_dir: Path, repeats: int = 2000) -> dict[str, float]:
 
 def write_bodies(directory: Path) -> dict[str, Path]:
     one = {"dataframe_split": {"columns": COLUMNS, "data": [ROW]}}
-    hundred = {
-        "dataframe_split": {
-            "columns": COLUMNS,
-            "data": [[str(60 + i % 25), i % 24, 5.0 + i % 25, i % 7] for i in range(100)],
-        }
-    }
+    # 100 varied rows, every feature's column, from the synthetic history the model trains on.
+    rows = synthetic_rides(0).sample(100, random_state=0)[COLUMNS]
+    hundred = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
     paths = {"1-row": directory / "one.json", "100-row": directory / "hundred.json"}
     paths["1-row"].write_text(json.dumps(one))
     paths["100-row"].write_text(json.dumps(hundred))

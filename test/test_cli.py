@@ -1,5 +1,6 @@
 """The CLI contract: --help everywhere, 0 on success, one-line reason and non-zero on failure."""
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -7,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from bikeshare.cli import build_parser
+from bikeshare.model.features import FEATURE_NAMES, TARGET
 from support import run_cli
+from support.rows import csv_text, example_row
 
 
 def _subcommands() -> list[str]:
@@ -48,7 +51,7 @@ def test_train_then_package_then_tar_lists_mlmodel(model_dir: Path, tmp_path: Pa
 
 def test_bad_csv_fails_with_one_line_reason(tmp_path: Path) -> None:
     data = tmp_path / "bad.csv"
-    data.write_text("station_id,hour,temp_c,dow,rides\n72,25,20,2,3\n")
+    data.write_text(csv_text({**example_row(hour=25), TARGET: 3}, columns=[*FEATURE_NAMES, TARGET]))
     result = run_cli("train", "--data", str(data), "--output", str(tmp_path / "m"), check=False)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
@@ -113,3 +116,217 @@ def test_a_missing_module_that_no_extra_provides_is_not_hidden(
     monkeypatch.setattr(cli, "_train", missing)
     with pytest.raises(ModuleNotFoundError):
         cli.main(["train", "--output", "/nonexistent/m"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["train", "--output", "/nonexistent/m"], "interrupted (Ctrl-C)"),
+        (
+            ["status", "--endpoint-name", "bikeshare-staging", "--region", "ca-central-1"],
+            "`bikeshare status --endpoint-name bikeshare-staging`",
+        ),
+    ],
+)
+def test_ctrl_c_is_one_line_and_exit_130(
+    argv: list[str],
+    says: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Ctrl-C is the user's own stop: one line saying where to look, never a traceback."""
+    from bikeshare import cli
+    from bikeshare.deploy import cli as release_cli
+
+    def interrupted(_: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_train", interrupted)
+    monkeypatch.setattr(release_cli, "_status", interrupted)
+    assert cli.main(argv) == 130
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"bikeshare {argv[0]}: error: interrupted (Ctrl-C)")
+    assert says in line
+
+
+# --- The CLI boundary: every subcommand, every failure kind, one line (issue 20, item 15) ---
+
+#: A valid value for every option or positional some subcommand requires. A new subcommand with
+#: a required option this table lacks fails `test_every_failure_kind_is_one_line_everywhere`
+#: until the option is added here, so it is covered too.
+VALID = {
+    "--output": "{tmp}/out",
+    "--region": "ca-central-1",
+    "--bucket": "bikeshare-models",
+    "--endpoint-name": "bikeshare-staging",
+    "--from-endpoint": "bikeshare-staging",
+    "--image-uri": "123456789012.dkr.ecr.ca-central-1.amazonaws.com/bikeshare-serving@sha256:"
+    + "0f" * 32,
+    "--model-data": "s3://bikeshare-models/models/" + "ab" * 32 + "/model.tar.gz",
+    "--instance-type": "ml.m5.large",
+    "--execution-role-arn": "arn:aws:iam::123456789012:role/bikeshare-sagemaker-execution",
+    "--password-file": "{tmp}/password",
+    "--repository": "bikeshare-serving",
+    "--tag": "abc123",
+    "--payload": "{payload}",
+    "--model-archive": "{archive}",
+    "FILE": "{archive}",
+    "MODEL_DIR": "{tmp}",
+    "URL": "http://127.0.0.1:1",
+}
+#: Options that name a file the command reads, and those of them that must be a model archive.
+INPUT_FILES = {"FILE", "--payload", "--model-archive", "--lock", "--data"}
+ARCHIVES = {"FILE", "--model-archive"}
+ENDPOINT_NAMES = {"--endpoint-name", "--from-endpoint"}
+BAD_ENDPOINT_NAMES = ["bikeshare staging", "x" * 64, "staging-", "a\n# injected", "a_b", ""]
+UNREACHABLE = "http://127.0.0.1:1"
+
+
+def _name(action: argparse.Action) -> str:
+    return action.option_strings[0] if action.option_strings else action.metavar or action.dest
+
+
+def _valued(command: str) -> list[argparse.Action]:
+    """The options and positionals of a subcommand that take a value."""
+    parser = _subparsers()[command]
+    return [a for a in parser._actions if a.nargs != 0 and a.option_strings != ["--role-arn"]]
+
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    actions = [a for a in build_parser()._actions if a.dest == "command"]
+    return dict(actions[0].choices)
+
+
+def _valid_argv(command: str) -> list[str]:
+    """The subcommand with every required option (or one of a required group) given."""
+    parser = _subparsers()[command]
+    needed = [a for a in parser._actions if a.required]
+    for group in parser._mutually_exclusive_groups:
+        if group.required:
+            needed.append(group._group_actions[0])
+    argv = [command]
+    for action in needed:
+        name = _name(action)
+        assert name in VALID, f"add a valid value for {command} {name} to VALID"
+        argv += [VALID[name]] if not action.option_strings else [name, VALID[name]]
+    return argv
+
+
+def _with(argv: list[str], name: str, value: str) -> list[str]:
+    """argv with option (or positional) `name` set to value, instead of any option that
+    excludes it (probe's --model-archive and --payload)."""
+    for group in _subparsers()[argv[0]]._mutually_exclusive_groups:
+        names = {_name(a) for a in group._group_actions}
+        for other in names - {name} if name in names else ():
+            if other in argv:
+                argv = argv[: argv.index(other)] + argv[argv.index(other) + 2 :]
+    if name in argv:
+        changed = list(argv)
+        changed[changed.index(name) + 1] = value
+        return changed
+    if not name.startswith("-") and VALID.get(name) in argv:
+        changed = list(argv)
+        changed[changed.index(VALID[name])] = value
+        return changed
+    return [*argv, name, value]
+
+
+def _cases() -> list[tuple[str, str, list[str]]]:
+    """(command, failure kind, argv) for every subcommand and every kind that applies to it."""
+    cases = []
+    for command in _subcommands():
+        cases += [(command, kind, argv) for kind, argv in _kinds(command)]
+    return cases
+
+
+def _kinds(command: str) -> list[tuple[str, list[str]]]:
+    argv = _valid_argv(command)
+    names = {_name(a): a for a in _valued(command)}
+    kinds = []
+    for name, action in names.items():
+        if action.default != "":  # "" is that option's own "not given"
+            kinds.append((f"empty {name}", _with(argv, name, "")))
+        if name in INPUT_FILES:
+            kinds.append((f"missing {name}", _with(argv, name, "{tmp}/missing")))
+            kinds.append((f"directory as {name}", _with(argv, name, "{tmp}")))
+        if name in ARCHIVES:
+            kinds.append((f"non-tar {name}", _with(argv, name, "{junk}")))
+        if name in ENDPOINT_NAMES:
+            kinds += [(f"bad {name} {bad!r}", _with(argv, name, bad)) for bad in BAD_ENDPOINT_NAMES]
+    if "--endpoint-url" in names:
+        # Every other kind must fail before AWS is called, and this one when it is called.
+        kinds = [
+            (kind, a if "--endpoint-url" in a else [*a, "--endpoint-url", UNREACHABLE])
+            for kind, a in kinds
+        ]
+        kinds.append(("unreachable endpoint", [*argv, "--endpoint-url", UNREACHABLE]))
+    return kinds
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials that botocore accepts, no OIDC, and one attempt per AWS call (the standard
+    retry mode would back off for a minute before it reports an unreachable endpoint)."""
+    from bikeshare.deploy import aws
+
+    for name in ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "AWS_PROFILE",
+                 "AWS_ENDPOINT_URL", "BIKESHARE_DEPLOYER_ROLE_ARN"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setattr(aws, "RETRY_CONFIG", {"mode": "standard", "max_attempts": 1})
+
+
+@pytest.mark.parametrize(("command", "kind", "argv"), _cases(), ids=lambda v: str(v)[:60])
+def test_every_failure_kind_is_one_line_everywhere(
+    command: str,
+    kind: str,
+    argv: list[str],
+    offline: None,
+    model_archive: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 20 item 15: exit 1 and exactly one line `bikeshare CMD: error: ...`, never a
+    traceback, for an unreachable endpoint, an empty value, a missing file, a directory where a
+    file belongs, a file that is not a tar archive, and an endpoint name SageMaker refuses."""
+    from bikeshare import cli
+
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"not a tarball\n" * 10)
+    payload = tmp_path / "payload.json"
+    payload.write_text('{"dataframe_split": {"columns": ["hour"], "data": [[8]]}}')
+    places = {"{tmp}": str(tmp_path), "{archive}": str(model_archive), "{junk}": str(junk),
+              "{payload}": str(payload)}  # fmt: skip
+    for place, value in places.items():
+        argv = [word.replace(place, value) for word in argv]
+
+    status = cli.main(argv)
+
+    err = capsys.readouterr().err
+    assert status == 1, f"{kind}: exit {status}, stderr {err!r}"
+    assert "Traceback" not in err
+    (line,) = err.splitlines()
+    assert line.startswith(f"bikeshare {command}: error: ")
+    if kind == "unreachable endpoint":
+        assert "cannot reach AWS" in line
+        assert UNREACHABLE in line
+    elif kind.startswith("empty"):
+        assert f"{kind.split()[1]} is empty" in line
+    elif kind.startswith("bad --"):
+        assert "is not a SageMaker endpoint name" in line or "is empty" in line
+
+
+def test_the_failure_table_covers_every_subcommand_and_kind() -> None:
+    """The table is built from the parser: every release command meets an unreachable endpoint,
+    every file-reading option a missing file, every endpoint-name option bad names."""
+    kinds = {(command, kind.split(" ")[0]) for command, kind, _ in _cases()}
+    for command in _subcommands():
+        names = {_name(a) for a in _valued(command)}
+        if "--endpoint-url" in names:
+            assert (command, "unreachable") in kinds
+        if names & INPUT_FILES:
+            assert (command, "missing") in kinds
+        if names & ENDPOINT_NAMES:
+            assert (command, "bad") in kinds
+    assert {c for c, _ in kinds} == set(_subcommands())

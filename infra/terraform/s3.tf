@@ -33,10 +33,10 @@ resource "aws_s3_bucket_public_access_block" "models" {
 
 resource "aws_s3_bucket_policy" "models" {
   bucket = aws_s3_bucket.models.id
-  policy = data.aws_iam_policy_document.models_tls_only.json
+  policy = data.aws_iam_policy_document.models_bucket.json
 }
 
-data "aws_iam_policy_document" "models_tls_only" {
+data "aws_iam_policy_document" "models_bucket" {
   statement {
     sid     = "DenyInsecureTransport"
     effect  = "Deny"
@@ -55,6 +55,42 @@ data "aws_iam_policy_document" "models_tls_only" {
       values   = ["false"]
     }
   }
+
+  # A served key must never change: SageMaker reads ModelDataUrl's current version, so an
+  # overwrite changes what a release serves. S3 Object Lock would not stop that (it keeps the old
+  # version; the new one becomes current). S3 refuses a PutObject carrying `If-None-Match: *`
+  # when the key exists, so denying every PutObject without that header makes each key under the
+  # prefix write-once, for every principal (AWS S3 user guide, "Enforce conditional writes on
+  # Amazon S3 buckets"). `bikeshare upload-model` sends it. Multipart uploads and CopyObject into
+  # the prefix are refused too: they cannot carry the header on every part; archives are small.
+  statement {
+    sid       = "DenyOverwritingModelArchives"
+    effect    = "Deny"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.models.arn}/${var.model_prefix}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Null"
+      variable = "s3:if-none-match"
+      values   = ["true"]
+    }
+  }
+
+  # Deleting a key would make the write-once rule moot (a delete marker, then a fresh PUT); a
+  # model archive leaves only by a change to this policy. Lifecycle expiry is not a request.
+  statement {
+    sid       = "DenyDeletingModelArchives"
+    effect    = "Deny"
+    actions   = ["s3:DeleteObject", "s3:DeleteObjectVersion"]
+    resources = ["${aws_s3_bucket.models.arn}/${var.model_prefix}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+  }
 }
 
 resource "aws_s3_bucket_lifecycle_configuration" "models" {
@@ -65,8 +101,8 @@ resource "aws_s3_bucket_lifecycle_configuration" "models" {
     status = "Enabled"
     filter {}
 
-    # Archives are content-addressed (<prefix>/<sha256>/model.tar.gz), so a current object is
-    # never overwritten; only deleted ones leave noncurrent versions behind.
+    # Archives are content-addressed (<prefix>/<sha256>/model.tar.gz) and write-once under the
+    # model prefix (the bucket policy), so only objects outside it leave noncurrent versions.
     noncurrent_version_expiration {
       noncurrent_days = var.model_version_days
     }

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bikeshare.model.features import FEATURE_NAMES
 from support import run_cli
 from support.aws import REGION, ROLE, Aws
 
@@ -172,22 +173,20 @@ def test_aws_endpoint_url_from_the_environment_is_honoured(aws: Aws) -> None:
 def test_smoke_names_a_signature_mismatch(aws: Aws, model_uri: str, tmp_path: Path) -> None:
     run_cli(*deploy_args(aws, model_uri))
     payload = tmp_path / "old-columns.json"
+    # The seed's old names for two of the columns: the model must name what it misses.
+    columns = ["station", "hour", "temp", "dow"]
     payload.write_text(
-        json.dumps(
-            {
-                "dataframe_split": {
-                    "columns": ["station", "hour", "temp", "dow"],
-                    "data": [["72", 8, 20.5, 2]],
-                }
-            }
-        )
+        json.dumps({"dataframe_split": {"columns": columns, "data": [["72", 8, 20.5, 2]]}})
     )
     result = run_cli(
         "smoke", "--endpoint-name", ENDPOINT, "--payload", str(payload), *aws_args(aws), check=False
     )
     assert result.returncode == 1
     assert "the model and the payload disagree on the signature" in result.stderr
-    assert "missing column(s) station_id, temp_c" in result.stderr
+    assert f"refused the payload file {payload}:" in result.stderr  # the user's file, by name
+    assert "own serving example" not in result.stderr
+    missing = [name for name in FEATURE_NAMES if name not in columns]
+    assert f"missing column(s) {', '.join(missing)}" in result.stderr
 
 
 def test_reports_say_what_was_deployed_and_what_serves_on_success_and_failure(

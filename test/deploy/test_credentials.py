@@ -11,7 +11,13 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from bikeshare.deploy.credentials import GithubOidc, fetch_web_identity_token, oidc_session
+from bikeshare import cli
+from bikeshare.deploy.credentials import (
+    GithubOidc,
+    fetch_web_identity_token,
+    oidc_session,
+    request_url_with_audience,
+)
 from bikeshare.errors import BikeshareError
 from support.account import github_token
 from support.aws import REGION, Aws
@@ -26,6 +32,7 @@ class TokenEndpoint(BaseHTTPRequestHandler):
 
     issued: ClassVar[list[str]] = []
     refuse = False
+    answer: ClassVar[bytes | None] = None  # a malformed answer to send instead of a token
     environment = "staging"
     ref = "refs/heads/main"
     subject: ClassVar[tuple[str, ...]] = ("repo", "context", "ref")
@@ -39,7 +46,7 @@ class TokenEndpoint(BaseHTTPRequestHandler):
             return
         token = github_token(self.environment, ref=self.ref, subject_template=self.subject)
         self.issued.append(token)
-        body = json.dumps({"value": token}).encode()
+        body = self.answer if self.answer is not None else json.dumps({"value": token}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
@@ -51,7 +58,7 @@ class TokenEndpoint(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def github() -> Iterator[str]:
-    TokenEndpoint.issued, TokenEndpoint.refuse = [], False
+    TokenEndpoint.issued, TokenEndpoint.refuse, TokenEndpoint.answer = [], False, None
     TokenEndpoint.environment, TokenEndpoint.ref = "staging", "refs/heads/main"
     TokenEndpoint.subject = ("repo", "context", "ref")
     server = ThreadingHTTPServer(("127.0.0.1", 0), TokenEndpoint)
@@ -128,3 +135,82 @@ def test_oidc_from_environment(monkeypatch: pytest.MonkeyPatch, github: str) -> 
     with pytest.raises(BikeshareError, match="no role to assume"):
         GithubOidc.from_environment()
     assert GithubOidc.from_environment(ROLE).role_arn == ROLE
+
+
+# --- Issue 20 item 10: malformed OIDC inputs, one line, never the secret; local means local ---
+
+JWT_SECRET = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJzZWNyZXQifQ.c2VjcmV0LXNpZ25hdHVyZQ"  # noqa: S105
+
+
+@pytest.mark.parametrize(
+    ("url", "token", "answer", "expected"),
+    [
+        ("http://[::1", REQUEST_TOKEN, None, "must be an https URL"),
+        ("http://127.0.0.1:99999/token", REQUEST_TOKEN, None, "must be an https URL"),
+        ("ftp://127.0.0.1/token", REQUEST_TOKEN, None, "must be an https URL"),
+        ("https://", REQUEST_TOKEN, None, "must be an https URL"),
+        ("{github}", REQUEST_TOKEN + "\nX-Injected: 1", None, "cannot carry"),
+        ("{github}", REQUEST_TOKEN + " ", None, "cannot carry"),
+        ("{github}", REQUEST_TOKEN, b"<html>" + JWT_SECRET.encode(), "is not JSON"),
+        ("{github}", REQUEST_TOKEN, b"\xff\xfe", "is not JSON"),
+        ("{github}", REQUEST_TOKEN, json.dumps([JWT_SECRET]).encode(), "no token value"),
+        ("{github}", REQUEST_TOKEN, b'{"value": ""}', "no token value"),
+        ("{github}", REQUEST_TOKEN, b'{"value": 7}', "no token value"),
+        ("http://127.0.0.1:1/token", REQUEST_TOKEN, None, "could not get a GitHub OIDC token"),
+    ],
+)  # fmt: skip
+def test_malformed_oidc_inputs_are_one_line_without_the_secret(
+    url: str,
+    token: str,
+    answer: bytes | None,
+    expected: str,
+    github: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The request token and the ID token never reach stdout or stderr, traceback or not."""
+    TokenEndpoint.answer = answer
+    monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_URL", url.replace("{github}", github))
+    monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", token)
+    argv = ["status", "--endpoint-name", "bikeshare-staging", "--region", REGION]
+
+    status = cli.main([*argv, "--deployer-role-arn", ROLE])
+
+    out, err = capsys.readouterr()
+    assert status == 1
+    (line,) = err.splitlines()
+    assert line.startswith("bikeshare status: error: ")
+    assert expected in line
+    for secret in (REQUEST_TOKEN, JWT_SECRET, "eyJ"):
+        assert secret not in out + err
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://pipelines.actions.githubusercontent.com/abc/idtoken?api-version=2.0",
+        "http://127.0.0.1:8080/token",
+        "http://localhost/token",
+        "http://[::1]:8080/token",
+    ],
+)
+def test_https_or_this_machine_is_accepted_for_the_token_request(url: str) -> None:
+    assert request_url_with_audience(url).endswith("audience=sts.amazonaws.com")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1@evil.example/token",  # userinfo: the host is evil.example
+        "http://localhost.evil.example/token",
+        "http://127.0.0.1.evil.example/token",
+        "http://localhost:80@evil.example/token",
+        "http://evil.example/token",
+        "http://[::2]/token",
+        "https://user:secret@pipelines.actions.githubusercontent.com/token",
+    ],
+)
+def test_a_token_request_to_another_host_in_plain_http_is_refused(url: str) -> None:
+    with pytest.raises(BikeshareError, match="must be an https URL") as refused:
+        request_url_with_audience(url)
+    assert "secret" not in str(refused.value)

@@ -13,6 +13,7 @@ from bikeshare.deploy.compatibility import check_compatible, image_runtime
 from bikeshare.deploy.ecr import registry_login
 from bikeshare.deploy.endpoint import NAME_LIMIT, release_name, release_prefix
 from bikeshare.deploy.images import parse_image, require_digest
+from bikeshare.deploy.names import check_endpoint_name
 from bikeshare.deploy.registry import DOCKER_MANIFEST
 from bikeshare.deploy.release import DeployRequest, check_request, deployment_config
 from bikeshare.errors import BikeshareError
@@ -179,3 +180,19 @@ def test_the_registry_is_reached_with_the_scheme_ecr_names(
     facts = registry_module.inspect_image(image, login.username, login.password, login.scheme)
     assert facts.labels == {"a": "b"}
     assert all(url.startswith(f"{scheme}://{registry}/v2/bikeshare-serving/") for url in asked)
+
+
+@pytest.mark.parametrize("name", ["bikeshare-staging", "a", "a--b", "A1", "x" * 63])
+def test_endpoint_names_sagemaker_accepts_pass(name: str) -> None:
+    assert check_endpoint_name(name) == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "x" * 64, "-a", "a-", "a_b", "a b", "a\n", "prod`](http://evil.example)", "é"],
+)
+def test_endpoint_names_sagemaker_refuses_are_refused_in_one_line(name: str) -> None:
+    """Issue 20 item 10: a name ends up in Markdown reports; SageMaker's rule keeps it plain."""
+    with pytest.raises(BikeshareError, match="is not a SageMaker endpoint name") as refused:
+        check_endpoint_name(name)
+    assert "\n" not in str(refused.value)

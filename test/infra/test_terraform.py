@@ -113,10 +113,17 @@ def test_model_bucket_is_versioned_encrypted_private_tls_only_with_lifecycle() -
             "restrict_public_buckets",
         )
     )
-    (deny,) = statements("models_tls_only")
+    by_sid = {statement["sid"]: statement for statement in statements("models_bucket")}
+    deny = by_sid["DenyInsecureTransport"]
     assert deny["effect"] == "Deny"
     assert deny["condition"][0]["variable"] == "aws:SecureTransport"
     assert deny["condition"][0]["values"] == ["false"]
+    write_once = by_sid["DenyOverwritingModelArchives"]  # not Object Lock: see s3.tf
+    assert (write_once["effect"], write_once["actions"]) == ("Deny", ["s3:PutObject"])
+    assert write_once["condition"] == [
+        {"test": "Null", "variable": "s3:if-none-match", "values": ["true"]}
+    ]
+    assert by_sid["DenyDeletingModelArchives"]["effect"] == "Deny"
     assert resource("aws_s3_bucket_lifecycle_configuration", "models")["rule"]
 
 

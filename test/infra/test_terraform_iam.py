@@ -175,13 +175,19 @@ def test_the_key_policy_and_the_bucket_policy_render() -> None:
     administers = statement(key_policy, "AccountAdministers")
     assert administers["Principal"] == {"AWS": [f"arn:aws:iam::{ACCOUNT}:root"]}
     bucket_policy = rendered().resource_policies["aws_s3_bucket_policy.models"]
-    (deny,) = bucket_policy["Statement"]
-    assert deny["Effect"] == "Deny"
-    assert deny["Principal"] == "*"
-    assert sorted(deny["Resource"]) == [
+    tls, write_once, no_delete = bucket_policy["Statement"]
+    assert {s["Effect"] for s in bucket_policy["Statement"]} == {"Deny"}
+    assert {str(s["Principal"]) for s in bucket_policy["Statement"]} == {"*"}
+    assert sorted(tls["Resource"]) == [
         "arn:aws:s3:::bikeshare-models",
         "arn:aws:s3:::bikeshare-models/*",
     ]
+    assert (
+        write_once["Resource"]
+        == no_delete["Resource"]
+        == ["arn:aws:s3:::bikeshare-models/models/*"]
+    )
+    assert write_once["Condition"] == {"Null": {"s3:if-none-match": ["true"]}}
 
 
 def test_documents_are_keyed_by_name_and_instance() -> None:

@@ -3,8 +3,24 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bikeshare.errors import BikeshareError
+from bikeshare.model import data as data_module
 from bikeshare.model.data import STATION_IDS, DataError, read_rides_csv, synthetic_rides
-from bikeshare.model.features import FEATURE_NAMES, TARGET
+from bikeshare.model.features import FEATURE_NAMES, FEATURES, TARGET, Feature, value_problem
+from support.rows import csv_text, example_row
+
+COLUMNS = [*FEATURE_NAMES, TARGET]
+# The pandas dtype each kind of feature must have, restated rather than read from features.py.
+KIND_DTYPES = {"string": "object", "integer": "int64", "number": "float64"}
+
+
+def _rides_csv(*rows: dict, columns: list[str] = COLUMNS) -> str:
+    """A training CSV: each row is the example row with changes, plus `rides`."""
+    return csv_text(*rows, columns=columns)
+
+
+def _ride(rides: object = 3, **changes: object) -> dict:
+    return {**example_row(**changes), TARGET: rides}
 
 
 def test_synthetic_data_is_deterministic_and_typed() -> None:
@@ -47,14 +63,12 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_reads_a_good_csv_with_signature_dtypes(tmp_path: Path) -> None:
-    path = _write(tmp_path, "station_id,hour,temp_c,dow,rides\n72,8,20.5,2,14\n007,23,-3,6,0\n")
+    rows = (_ride(14), _ride(0, station_id="007", hour=23, temp_c=-3, dow=6))
+    path = _write(tmp_path, _rides_csv(*rows))
     frame = read_rides_csv(path)
     assert frame["station_id"].tolist() == ["72", "007"]  # ids stay labels, zeros kept
     assert frame.dtypes.astype(str).to_dict() == {
-        "station_id": "object",
-        "hour": "int64",
-        "temp_c": "float64",
-        "dow": "int64",
+        **{f.name: KIND_DTYPES[f.kind] for f in FEATURES},
         "rides": "float64",
     }
 
@@ -62,26 +76,23 @@ def test_reads_a_good_csv_with_signature_dtypes(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("", "missing column(s) station_id, hour, temp_c, dow, rides"),
-        ("station_id,hour,temp_c,dow,rides\n", "no data rows"),
-        ("station_id,hour,temp_c,rides\n72,8,20.5,3\n", "missing column(s) dow"),
+        ("", f"missing column(s) {', '.join(COLUMNS)}"),
+        (_rides_csv(), "no data rows"),
         (
-            "station_id,hour,temp_c,dow,rides\n72,8.5,20,2,3\n",
+            _rides_csv(_ride(), columns=[c for c in COLUMNS if c != "dow"]),
+            "missing column(s) dow",
+        ),
+        (
+            _rides_csv(_ride(hour=8.5)),
             "line 2: hour must be an integer from 0 to 23, got string '8.5'",
         ),
         (
-            "station_id,hour,temp_c,dow,rides\n72,8,20,2,3\n72,8,hot,2,3\n",
+            _rides_csv(_ride(), _ride(temp_c="hot")),
             "line 3: temp_c must be a number from -50 to 55, got string 'hot'",
         ),
-        (
-            "station_id,hour,temp_c,dow,rides\n72,8,20,9,3\n",
-            "line 2: dow must be an integer from 0 to 6, got 9",
-        ),
-        (
-            "station_id,hour,temp_c,dow,rides\n72,8,20,2,-1\n",
-            "line 2: rides must be a non-negative number, got '-1'",
-        ),
-        ("station_id,hour,temp_c,dow,rides\n,8,20,2,1\n", "line 2: station_id must be a string"),
+        (_rides_csv(_ride(dow=9)), "line 2: dow must be an integer from 0 to 6, got 9"),
+        (_rides_csv(_ride(-1)), "line 2: rides must be a non-negative number, got '-1'"),
+        (_rides_csv(_ride(1, station_id="")), "line 2: station_id must be a string"),
     ],
 )
 def test_bad_csv_is_rejected_with_a_precise_message(
@@ -92,3 +103,44 @@ def test_bad_csv_is_rejected_with_a_precise_message(
         read_rides_csv(path)
     assert message in str(error.value)
     assert str(path) in str(error.value)
+
+
+# A feature declared with one Feature(...) line and nothing else must get a synthetic column.
+NEW_FEATURES = (
+    Feature("precip_mm", "number", 0, 300),
+    Feature("events", "integer", 0, 3),
+    Feature("zone", "string"),
+    Feature("wind_kmh", "number", minimum=0),
+)
+
+
+def test_a_feature_without_a_generator_gets_valid_values_and_changes_no_other_column(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = synthetic_rides(seed=2)
+    monkeypatch.setattr(data_module, "FEATURES", (*FEATURES, *NEW_FEATURES))
+    monkeypatch.setattr(
+        data_module,
+        "FEATURE_DTYPES",
+        {f.name: KIND_DTYPES[f.kind] for f in (*FEATURES, *NEW_FEATURES)},
+    )
+    after = synthetic_rides(seed=2)
+    pd.testing.assert_frame_equal(after[before.columns], before)
+    pd.testing.assert_frame_equal(after, synthetic_rides(seed=2))
+    for feature in NEW_FEATURES:
+        column = after[feature.name]
+        assert column.nunique() > 1, feature  # spread over its range, not a constant
+        problems = {value_problem(feature, v.item() if hasattr(v, "item") else v) for v in column}
+        assert problems == {None}, (feature, sorted(map(str, problems))[:3])
+
+
+def test_a_feature_naming_an_unknown_generator_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    typo = Feature("precip_mm", "number", 0, 300, synthetic="rainfal")
+    monkeypatch.setattr(data_module, "FEATURES", (*FEATURES, typo))
+    with pytest.raises(BikeshareError) as refused:
+        synthetic_rides(seed=0)
+    message = str(refused.value)
+    assert "feature precip_mm: synthetic='rainfal' names no generator" in message
+    assert "temperature" in message  # the generators that do exist are listed

@@ -2,7 +2,15 @@ import math
 
 import pytest
 
-from bikeshare.model.features import FEATURES_BY_NAME, text_problem, value_problem
+from bikeshare.model.features import (
+    EXAMPLE_ROW,
+    FEATURES,
+    FEATURES_BY_NAME,
+    Feature,
+    example_row_problem,
+    text_problem,
+    value_problem,
+)
 
 HOUR = FEATURES_BY_NAME["hour"]
 TEMP = FEATURES_BY_NAME["temp_c"]
@@ -49,3 +57,36 @@ def test_invalid_values_are_named(feature, value, expected: str) -> None:
 )
 def test_csv_cells_are_checked_as_text(text: str, ok: bool) -> None:
     assert (text_problem(HOUR, text) is None) is ok
+
+
+def test_the_example_row_fits_the_features() -> None:
+    assert example_row_problem(EXAMPLE_ROW, FEATURES) is None
+
+
+NEW = Feature("new_feature", "number", 0, 300)
+WITH_NEW = [*EXAMPLE_ROW, NEW.name]
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        # The step the guide's walkthrough asks for and is easiest to forget: the example value.
+        (
+            dict(EXAMPLE_ROW),
+            f"EXAMPLE_ROW must have exactly the columns {WITH_NEW} in this order, "
+            f"has {list(EXAMPLE_ROW)}",
+        ),
+        # Served as a table in FEATURES' order: a reordered row would put values under the wrong
+        # columns.
+        (
+            {NEW.name: 1.5, **EXAMPLE_ROW},
+            f"in this order, has {[NEW.name, *EXAMPLE_ROW]}",
+        ),
+        ({**EXAMPLE_ROW, NEW.name: -1}, "EXAMPLE_ROW: new_feature must be a number from 0 to"),
+    ],
+    ids=["missing", "reordered", "invalid"],
+)
+def test_an_example_row_that_does_not_fit_is_named(row: dict, expected: str) -> None:
+    problem = example_row_problem(row, (*FEATURES, NEW))
+    assert problem is not None
+    assert expected in problem

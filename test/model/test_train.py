@@ -9,25 +9,30 @@ import pandas as pd
 import pytest
 
 from bikeshare.errors import BikeshareError
+from bikeshare.model import train as train_module
 from bikeshare.model.data import synthetic_rides
-from bikeshare.model.features import EXAMPLE_ROW, FEATURE_NAMES
+from bikeshare.model.features import EXAMPLE_ROW, FEATURE_NAMES, FEATURES, Feature
 from bikeshare.model.train import (
     build_pipeline,
+    example_frame,
     per_hour_baseline_mae,
     pinned_requirements,
     split_holdout,
     train_model,
 )
+from support.rows import example_row
 
 # The model must beat "mean rides for that hour" on held-out rows by at least this fraction.
 REQUIRED_IMPROVEMENT_OVER_BASELINE = 0.25
+# MLflow's column type for each kind of feature, restated rather than read from train.py.
+MLFLOW_TYPES = {"string": "string", "integer": "long", "number": "double"}
 
 
-def test_signature_and_examples_match_the_four_features(model_dir: Path) -> None:
+def test_signature_and_examples_match_the_features(model_dir: Path) -> None:
     model = mlflow.pyfunc.load_model(str(model_dir))
     inputs = model.metadata.get_input_schema()
     assert inputs.input_names() == list(FEATURE_NAMES)
-    assert [t.name for t in inputs.input_types()] == ["string", "long", "double", "long"]
+    assert [t.name for t in inputs.input_types()] == [MLFLOW_TYPES[f.kind] for f in FEATURES]
     example = json.loads((model_dir / "input_example.json").read_text())
     assert example == {"columns": list(FEATURE_NAMES), "data": [list(EXAMPLE_ROW.values())]}
     serving = json.loads((model_dir / "serving_input_example.json").read_text())
@@ -52,7 +57,7 @@ def test_commute_peak_and_non_negative_predictions(model_dir: Path) -> None:
     model = mlflow.pyfunc.load_model(str(model_dir))
     grid = pd.DataFrame(
         [
-            {"station_id": s, "hour": h, "temp_c": t, "dow": d}
+            example_row(station_id=s, hour=h, temp_c=t, dow=d)
             for s in ("60", "72", "84", "unknown")
             for h in range(24)
             for t in (-20.0, 0.0, 20.5, 40.0)
@@ -100,3 +105,21 @@ def test_refuses_to_overwrite_a_non_empty_directory(tmp_path: Path) -> None:
     with pytest.raises(BikeshareError, match="already exists"):
         train_model(synthetic_rides(0).head(100), tmp_path)
     assert (tmp_path / "keep.txt").read_text() == "precious"
+
+
+def test_every_string_feature_is_encoded_so_a_new_label_column_trains(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    zone = Feature("zone", "string")
+    monkeypatch.setattr(train_module, "FEATURES", (*FEATURES, zone))
+    frame = synthetic_rides(seed=1).head(400).assign(zone=lambda f: "z" + f["hour"].astype(str))
+    columns = [*FEATURE_NAMES, "zone"]
+    model = build_pipeline(seed=0).fit(frame[columns], frame["rides"])
+    assert np.isfinite(model.predict(frame[columns].head(5))).all()
+
+
+def test_the_example_frame_has_the_signatures_dtypes_in_feature_order() -> None:
+    frame = example_frame()
+    assert list(frame.columns) == list(FEATURE_NAMES)
+    kinds = {"string": "object", "integer": "int64", "number": "float64"}
+    assert frame.dtypes.astype(str).tolist() == [kinds[f.kind] for f in FEATURES]

@@ -16,6 +16,7 @@ actionlint run without its files, a tagged reference from publish).
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from typing import Any
 
@@ -127,6 +128,25 @@ RELEASE_CALLS["promote"] = [
         ROLLOUT_OPTIONS, [{}, {"override_model_data": MODEL_DATA}]
     )
 ]  # fmt: skip
+#: The plan job's output as the gated job gets it: the step's stdout, whose last line is plan.json
+#: (the dagger shell prints each export's path before it).
+PINS = {
+    "from_endpoint": "bikeshare-staging",
+    "config": "bikeshare-staging-0123456-20260101",
+    "image_uri": f"{REPOSITORY_URL}@{DIGEST}",
+    "model_data": MODEL_DATA,
+    "override": "no",
+}
+PLAN_OUTPUT = f"/runner/_temp/cd-run\n/runner/_temp/summary\n{json.dumps(PINS)}\n\n"
+PLAN_OVERRIDE = json.dumps({**PINS, "override": "yes"})
+RELEASE_CALLS["promote"] += [
+    {"from_endpoint": "bikeshare-staging", "endpoint_name": "bikeshare-prod",
+     "instance_type": "ml.m5.large", "execution_role_arn": ROLE, **options, **plan}
+    for options, plan in itertools.product(
+        [{}, {"dry_run": True}],
+        [{"plan": PLAN_OUTPUT}, {"plan": PLAN_OVERRIDE, "override_model_data": MODEL_DATA}],
+    )
+]  # fmt: skip
 RELEASE_CALLS["cd_staging"] = [
     {"repository_url": REPOSITORY_URL, "endpoint_name": "bikeshare-staging",
      "instance_type": "ml.m5.large", "execution_role_arn": ROLE, **model, **options}
@@ -173,6 +193,67 @@ async def test_every_release_command_line_passes_bikeshares_parser_and_paths(
         summary = {f.args["path"]: f.args["contents"] for f in steps(result)
                    if f.name == "withNewFile"}[SUMMARY_FILE]  # fmt: skip
         assert "succeeded" in summary.splitlines()[0]
+
+
+def promote_commands(engine: OfflineEngine) -> list[list[str]]:
+    """Each distinct `bikeshare promote` command line (each leaf query replays its plan)."""
+    found = {tuple(argv) for argv in bikeshare_commands(engine) if argv[1] == "promote"}
+    return [list(argv) for argv in sorted(found)]
+
+
+def run_files(run: Any) -> dict[str, str]:
+    """The files of a release function's result directory (summary.md, outcome, plan.json)."""
+    return {f.args["path"]: f.args["contents"] for f in steps(run) if f.name == "withNewFile"}
+
+
+async def test_the_gated_run_ships_exactly_what_the_plan_run_pinned_and_showed(
+    with_oidc: Any, engine: OfflineEngine
+) -> None:
+    """The workflow's hand-over: the plan's plan.json, as the job's stdout, pins the promote."""
+    rollout = {"from_endpoint": "bikeshare-staging", "endpoint_name": "bikeshare-prod",
+               "instance_type": "ml.m5.large", "execution_role_arn": ROLE,
+               "override_model_data": MODEL_DATA}  # fmt: skip
+    planned = run_files(await with_oidc.promote(**rollout, dry_run=True))
+    pins = json.loads(planned[release.PLAN_FILE])
+    # release-of read staging's image; the fake's is by digest (by_digest drops any tag).
+    image = f"{REPOSITORY_URL}@{DIGEST}"
+    assert pins == {"from_endpoint": "bikeshare-staging", "config": "c", "override": "yes",
+                    "image_uri": image, "model_data": MODEL_DATA}  # fmt: skip
+    expect = ["--expect-config", "c", "--expect-image", pins["image_uri"],
+              "--expect-model-data", MODEL_DATA]  # fmt: skip
+    (dry_run,) = promote_commands(engine)
+    assert " ".join(expect) in " ".join(dry_run), "the plan itself refuses if staging moved"
+    for value in ("`c`", f"`{pins['image_uri']}`", f"`{MODEL_DATA}`", "the override"):
+        assert value in planned[SUMMARY_FILE], "what reviewers read is what is pinned"
+    engine.executed.clear()
+    stdout = f"/runner/_temp/cd-run\n/runner/_temp/summary\n{planned[release.PLAN_FILE]}\n"
+    gated = run_files(await with_oidc.promote(**rollout, plan=stdout))
+    (argv,) = promote_commands(engine)
+    assert " ".join(expect) in " ".join(argv)
+    assert "--dry-run" not in argv
+    assert not any(cmd[1] == "release-of" for cmd in bikeshare_commands(engine)), "never re-read"
+    assert f"`{pins['image_uri']}`" in gated[SUMMARY_FILE]
+    assert release.PLAN_FILE not in gated
+
+
+@pytest.mark.parametrize(
+    ("plan", "problem"),
+    [("", "names no release"), ("/runner/_temp/cd-run\n", "names no release"),
+     (json.dumps({**PINS, "config": ""}), "names no release"),
+     (json.dumps({**PINS, "from_endpoint": "bikeshare-dev"}), "promotes from bikeshare-dev")],
+)  # fmt: skip
+async def test_a_plan_that_pins_nothing_or_elsewhere_changes_nothing(
+    with_oidc: Any, engine: OfflineEngine, plan: str, problem: str
+) -> None:
+    promoted = await with_oidc.promote(
+        from_endpoint="bikeshare-staging", endpoint_name="bikeshare-prod",
+        instance_type="ml.m5.large", execution_role_arn=ROLE, plan=plan,
+    )  # fmt: skip
+    run = run_files(promoted)
+    assert promote_commands(engine) == [], "production is never reached"
+    assert run[release.OUTCOME_FILE] == "failed"
+    assert problem in run[SUMMARY_FILE]
+    assert "nothing was changed" in run[SUMMARY_FILE]
 
 
 async def test_a_flag_bikeshare_does_not_accept_is_caught(

@@ -1,8 +1,11 @@
+from __future__ import annotations
+
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from serving.asgi_client import AsgiClient, asgi_client
 from support import ServeProcess, start_serve
 
 
@@ -12,3 +15,11 @@ def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     process = start_serve(model_dir, tmp_path_factory.mktemp("serve-logs"))
     yield process
     assert process.stop() == 0, process.log()
+
+
+@pytest.fixture(scope="session")
+def in_process(model_dir: Path) -> Iterator[AsgiClient]:
+    """The session's model served in this process, warmed up: for cheap HTTP-level tests."""
+    client = asgi_client(model_dir)
+    yield client
+    client.close()

@@ -29,11 +29,9 @@ from support.images import (
     ensure_base_image,
     skip_or_fail,
 )
+from support.rows import example_row, split_payload
 
-RUNBOOK_PAYLOAD = (
-    '{"inputs":{"dataframe_split":{"columns":["station_id","hour","temp_c","dow"],'
-    '"data":[["72",8,20.5,2]]}}}'
-)
+RUNBOOK_PAYLOAD = json.dumps(split_payload(nested=True))
 
 pytestmark = pytest.mark.docker
 
@@ -99,7 +97,7 @@ def test_image_serves_like_sagemaker_runs_it(container: Container) -> None:
         f"{container.base_url}/invocations",
         timeout=30,
         headers={"Content-Type": "application/json"},
-        content=RUNBOOK_PAYLOAD.replace("20.5", "2050.5"),
+        content=json.dumps(split_payload(example_row(temp_c=2050.5), nested=True)),
     )
     assert bad.status_code == 400
     assert "temp_c must be a number from -50 to 55" in bad.json()["message"]

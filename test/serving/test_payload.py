@@ -4,16 +4,14 @@ import json
 
 import pytest
 
-from bikeshare.model.features import FEATURE_NAMES
+from bikeshare.model.features import EXAMPLE_ROW, FEATURE_NAMES, FEATURES
 from bikeshare.serving.payload import MAX_BODY_BYTES, PayloadError, canonical_payload
+from support.rows import csv_text, example_row, split_payload
 
-ROW = ["72", 8, 20.5, 2]
+ROW = [EXAMPLE_ROW[name] for name in FEATURE_NAMES]
 CANONICAL = {"dataframe_split": {"columns": list(FEATURE_NAMES), "data": [ROW]}}
 RECORD = dict(zip(FEATURE_NAMES, ROW, strict=True))
-RUNBOOK = (
-    '{"inputs":{"dataframe_split":{"columns":["station_id","hour","temp_c","dow"],'
-    '"data":[["72",8,20.5,2]]}}}'
-)
+RUNBOOK = json.dumps(split_payload(nested=True), separators=(",", ":"))
 
 
 def _json(payload: object) -> bytes:
@@ -52,14 +50,16 @@ def test_every_json_format_becomes_the_canonical_split(body: bytes) -> None:
 
 
 def test_csv_becomes_the_canonical_split() -> None:
-    body = b"hour,station_id,temp_c,dow\r\n8,72,20.5,2\r\n"
+    body = csv_text(RECORD, columns=FEATURE_NAMES[::-1], newline="\r\n").encode()
     assert canonical_payload(body, "text/csv; charset=utf-8") == CANONICAL
 
 
 def test_types_are_exact_in_the_canonical_payload() -> None:
     body = _json({"dataframe_records": [{**RECORD, "temp_c": 20, "hour": 8.0}]})
     data = canonical_payload(body, "application/json")["dataframe_split"]["data"][0]
-    assert [type(v) for v in data] == [str, int, float, int]
+    assert [type(v) for v in data] == [
+        {"string": str, "integer": int, "number": float}[f.kind] for f in FEATURES
+    ]
 
 
 @pytest.mark.parametrize(
@@ -88,7 +88,7 @@ def test_types_are_exact_in_the_canonical_payload() -> None:
             _json({"dataframe_split": {"columns": list(FEATURE_NAMES), "data": [ROW[:3]]}}),
             "application/json",
             400,
-            "data[0] must be a list of 4 values",
+            f"data[0] must be a list of {len(FEATURE_NAMES)} values",
         ),
         (_json({"dataframe_records": []}), "application/json", 400, "no rows to score"),
         (
@@ -128,7 +128,7 @@ def test_types_are_exact_in_the_canonical_payload() -> None:
             "temp_c must be a number from -50 to 55, got 451",
         ),
         (
-            b'{"dataframe_records": [{"station_id": "72", "hour": 8, "temp_c": NaN, "dow": 2}]}',
+            _json({"dataframe_records": [{**RECORD, "temp_c": float("nan")}]}),
             "application/json",
             400,
             "temp_c must be a number from -50 to 55, got NaN",
@@ -146,8 +146,13 @@ def test_types_are_exact_in_the_canonical_payload() -> None:
             "different lengths",
         ),
         (b"", "text/csv", 400, "CSV body is empty"),
-        (b"station_id,hour,temp_c,dow\n72,8.5,20,2\n", "text/csv", 400, "got string '8.5'"),
-        (b"station_id,hour,temp_c,dow\n72,8,20\n", "text/csv", 400, "CSV line 2 has 3 values"),
+        (csv_text(example_row(hour=8.5)).encode(), "text/csv", 400, "got string '8.5'"),
+        (
+            csv_text(RECORD).encode().rstrip(b"\n").rpartition(b",")[0] + b"\n",
+            "text/csv",
+            400,
+            f"CSV line 2 has {len(FEATURE_NAMES) - 1} values",
+        ),
         (b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "nested too deeply"),
         (
             b'{"dataframe_records": [{"hour": 1' + b"0" * 5000 + b"}]}",
@@ -181,3 +186,67 @@ def test_body_over_sagemakers_limit_is_413() -> None:
         canonical_payload(b" " * (MAX_BODY_BYTES + 1), "application/json")
     assert refused.value.status == 413
     assert "6 MiB" in str(refused.value)
+
+
+# Item 5: the CSV reader itself must never raise past the checker (that was a 500).
+HEADER = ",".join(FEATURE_NAMES)
+LINE = ",".join(str(value) for value in ROW)
+TEXT_COLUMN = next(i for i, feature in enumerate(FEATURES) if feature.kind == "string")
+
+
+def _csv(*lines: str, newline: str = "\n") -> bytes:
+    return newline.join(lines).encode()
+
+
+def _with_cell(index: int, cell: str) -> str:
+    cells = [str(value) for value in ROW]
+    cells[index] = cell
+    return ",".join(cells)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _csv(HEADER, LINE, "", newline="\r"),
+        _csv(HEADER, LINE, newline="\r"),
+        _csv(HEADER, LINE, newline="\r\n") + b"\r",
+        b"\xef\xbb\xbf" + _csv(HEADER, LINE, ""),
+    ],
+    ids=["cr-only", "cr-only-no-final", "mixed-endings", "excel-bom"],
+)
+def test_csv_line_endings_and_excels_bom_are_accepted(body: bytes) -> None:
+    assert canonical_payload(body, "text/csv") == CANONICAL
+
+
+def test_a_quoted_cell_keeps_its_carriage_return() -> None:
+    body = _csv(HEADER, _with_cell(TEXT_COLUMN, '"7\r2"'), "", newline="\r")
+    data = canonical_payload(body, "text/csv")["dataframe_split"]["data"]
+    assert data[0][TEXT_COLUMN] == "7\r2"
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (
+            _csv(HEADER, _with_cell(0, "7" * 131_073)),
+            "CSV line 2 has a value longer than 131072 characters",
+        ),
+        (
+            _csv(HEADER, LINE, _with_cell(-1, "2" * 200_000)),
+            "CSV line 3 has a value longer than 131072 characters",
+        ),
+        (_csv(HEADER, '"' + LINE), "CSV line 2 is not valid CSV"),
+        (_csv(HEADER, _with_cell(TEXT_COLUMN, '"72"x')), "CSV line 2 is not valid CSV"),
+        (
+            _csv(",".join([FEATURE_NAMES[0], *FEATURE_NAMES[:-1]]), LINE),
+            f"the CSV header names the column {FEATURE_NAMES[0]} twice",
+        ),
+    ],
+    ids=["huge-first-cell", "huge-last-cell", "unclosed-quote", "text-after-quote", "dup-header"],
+)
+def test_unreadable_csv_is_a_named_400(body: bytes, fragment: str) -> None:
+    with pytest.raises(PayloadError) as refused:
+        canonical_payload(body, "text/csv")
+    assert refused.value.status == 400
+    assert fragment in str(refused.value)
+    assert "\n" not in str(refused.value)

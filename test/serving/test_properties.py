@@ -1,4 +1,5 @@
-"""Property-based: over a thousand generated payloads, valid and invalid, sent over HTTP.
+"""Property-based: over a thousand generated payloads, valid and invalid, sent over HTTP; then
+raw CSV text, fuzzed in this process (the CSV reader's own failure modes).
 
 Whatever arrives, the server answers with no 5xx; valid tables get exactly one finite,
 non-negative prediction per row; invalid ones get a 4xx whose JSON names the problem. Validity
@@ -19,7 +20,14 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bikeshare.model.features import FEATURE_NAMES
+from bikeshare.model.features import (
+    EXAMPLE_ROW,
+    FEATURE_NAMES,
+    FEATURES,
+    FEATURES_BY_NAME,
+    Feature,
+)
+from serving.asgi_client import AsgiClient
 from support import ServeProcess
 
 # CI must not find a new counter-example on its own and fail a commit that did not cause it; it
@@ -29,27 +37,33 @@ MIN_PAYLOADS = 1000
 
 
 def _is_valid(name: str, value: Any) -> bool:
-    """The oracle: the model's input contract, restated plainly."""
-    if name == "station_id":
+    """The oracle: the model's input contract (each feature's kind and range), restated plainly."""
+    feature = FEATURES_BY_NAME[name]
+    if feature.kind == "string":
         return isinstance(value, str) and value.strip() != ""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     if isinstance(value, float) and not math.isfinite(value):
         return False
-    low, high, whole = {"hour": (0, 23, True), "dow": (0, 6, True), "temp_c": (-50, 55, False)}[
-        name
-    ]
+    low, high, whole = feature.minimum, feature.maximum, feature.kind == "integer"
     if whole and isinstance(value, float) and not value.is_integer():
         return False
-    return low <= value <= high
+    return (low is None or low <= value) and (high is None or value <= high)
 
 
-good_values = {
-    "station_id": st.text(min_size=1, max_size=6).filter(str.strip),
-    "hour": st.integers(0, 23) | st.integers(0, 23).map(float),
-    "temp_c": st.floats(-50, 55, allow_nan=False) | st.integers(-50, 55),
-    "dow": st.integers(0, 6),
-}
+def _good_values(feature: Feature) -> st.SearchStrategy[Any]:
+    """Valid JSON values for a feature: labels, whole numbers (also as floats), or numbers."""
+    if feature.kind == "string":
+        return st.text(min_size=1, max_size=6).filter(str.strip)
+    low = None if feature.minimum is None else math.ceil(feature.minimum)
+    high = None if feature.maximum is None else math.floor(feature.maximum)
+    if feature.kind == "integer":
+        return st.integers(low, high) | st.integers(low, high).map(float)
+    numbers = st.floats(feature.minimum, feature.maximum, allow_nan=False, allow_infinity=False)
+    return numbers | st.integers(low, high)
+
+
+good_values = {feature.name: _good_values(feature) for feature in FEATURES}
 any_json_scalar = (
     st.none()
     | st.booleans()
@@ -151,7 +165,8 @@ def _csv_case(table: list[dict[str, Any]]) -> Case:
 
 
 def _csv_cell_is_valid(name: str, text: str) -> bool:
-    if name == "station_id":
+    whole = FEATURES_BY_NAME[name].kind == "integer"
+    if FEATURES_BY_NAME[name].kind == "string":
         return (
             text.strip() != ""
             and "\n" not in text
@@ -162,11 +177,11 @@ def _csv_cell_is_valid(name: str, text: str) -> bool:
         number = float(text)
     except ValueError:
         return False
-    if name in ("hour", "dow") and not (
+    if whole and not (
         number.is_integer() and "e" not in text.lower() and "inf" not in text.lower()
     ):
         return False
-    return _is_valid(name, int(number) if name in ("hour", "dow") else number)
+    return _is_valid(name, int(number) if whole else number)
 
 
 @st.composite
@@ -235,3 +250,51 @@ def test_over_a_thousand_generated_payloads(server: ServeProcess) -> None:
     assert sum(sent.values()) >= MIN_PAYLOADS
     assert sent["valid"] >= 200, sent
     assert sent["invalid"] >= 200, sent
+
+
+# Raw CSV, fuzzed below the csv.writer level: what spreadsheets, scripts and attackers send.
+# Line endings (LF, CRLF, a bare CR), quotes, NULs, a byte-order mark, very long cells.
+csv_cell = st.one_of(
+    st.text(alphabet=',"\r\n\x00\ufeff 0123456789.-+eEinfa\u0661x', max_size=8),
+    st.sampled_from([str(value) for value in EXAMPLE_ROW.values()]),
+    st.sampled_from(["1e400", "nan", "-0", '"72"', '"7\r2"', '"a""b"']),
+    st.integers(131_000, 131_200).map(lambda n: "7" * n),  # around csv's field size limit
+)
+
+
+@st.composite
+def raw_csv(draw: st.DrawFn) -> bytes:
+    """A header (usually the features) and rows joined by any line ending, cells unescaped."""
+    ending = draw(st.sampled_from(["\n", "\r\n", "\r"]))
+    header = list(FEATURE_NAMES) if draw(st.integers(0, 4)) else draw(st.lists(csv_cell))
+    lines = [",".join(header)]
+    width = len(FEATURE_NAMES)
+    for _ in range(draw(st.integers(0, 3))):
+        lines.append(",".join(draw(st.lists(csv_cell, min_size=width - 1, max_size=width + 1))))
+    body = ending.join(lines) + draw(st.sampled_from(["", ending]))
+    return (draw(st.sampled_from(["", "\ufeff"])) + body).encode()
+
+
+def test_no_csv_body_is_a_5xx_or_a_crash(in_process: AsgiClient) -> None:
+    """In this process (the same ScoringApp gunicorn runs): cheap enough for 300 bodies."""
+
+    @settings(
+        max_examples=300,
+        deadline=None,
+        derandomize=DERANDOMIZE,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(body=raw_csv())
+    def check(body: bytes) -> None:
+        response = in_process.post("/invocations", body, "text/csv")
+        assert response.status_code < 500, (body[:300], response.text)
+        if response.status_code == 200:
+            predictions = response.json()["predictions"]
+            assert predictions
+            assert all(math.isfinite(p) and p >= 0 for p in predictions), predictions
+        else:
+            message = response.json()["message"]
+            assert message
+            assert "\n" not in message, (body[:300], message)
+
+    check()

@@ -16,11 +16,9 @@ import pytest
 from bikeshare.model.features import EXAMPLE_ROW, FEATURE_NAMES
 from bikeshare.serving.payload import MAX_BODY_BYTES
 from support import ServeProcess, launch_serve, run_cli, start_serve
+from support.rows import csv_text, example_row, split_payload
 
-RUNBOOK_PAYLOAD = (
-    '{"inputs":{"dataframe_split":{"columns":["station_id","hour","temp_c","dow"],'
-    '"data":[["72",8,20.5,2]]}}}'
-)
+RUNBOOK_PAYLOAD = json.dumps(split_payload(nested=True))
 JSON = {"Content-Type": "application/json"}
 
 
@@ -80,13 +78,15 @@ def test_every_mlflow_json_format_is_accepted(
 
 
 def test_csv_is_accepted(server: ServeProcess, expected: float) -> None:
-    response = invoke(server, "station_id,hour,temp_c,dow\n72,8,20.5,2\n", "text/csv")
+    response = invoke(server, csv_text(RECORD), "text/csv")
     assert response.status_code == 200, response.text
     assert response.json()["predictions"] == [pytest.approx(expected, rel=1e-12)]
 
 
 def test_a_hundred_rows_get_a_hundred_predictions(server: ServeProcess, model_dir: Path) -> None:
-    rows = [["72", h % 24, 10.0 + h / 10, h % 7] for h in range(100)]
+    rows = [
+        list(example_row(hour=h % 24, temp_c=10.0 + h / 10, dow=h % 7).values()) for h in range(100)
+    ]
     payload = {"dataframe_split": {"columns": list(FEATURE_NAMES), "data": rows}}
     response = invoke(server, json.dumps(payload))
     local = mlflow.pyfunc.load_model(str(model_dir)).predict(
@@ -100,7 +100,7 @@ BAD_REQUESTS = [
     ("wrong content type", RUNBOOK_PAYLOAD, "text/plain", 415, "unsupported content type"),
     (
         "missing column",
-        json.dumps({"dataframe_records": [{"station_id": "72", "hour": 8, "temp_c": 20.5}]}),
+        json.dumps({"dataframe_records": [{k: v for k, v in RECORD.items() if k != "dow"}]}),
         "application/json",
         400,
         "missing column(s) dow",
@@ -149,7 +149,7 @@ BAD_REQUESTS = [
     ),
     (
         "NaN",
-        '{"dataframe_records":[{"station_id":"72","hour":8,"temp_c":NaN,"dow":2}]}',
+        json.dumps({"dataframe_records": [{**RECORD, "temp_c": float("nan")}]}),
         "application/json",
         400,
         "got NaN",
@@ -207,15 +207,15 @@ def test_get_on_invocations_is_405(server: ServeProcess) -> None:
     assert httpx.get(f"{server.base_url}/invocations", timeout=5).status_code == 405
 
 
-def test_other_paths_are_mlflows_own_server(server: ServeProcess) -> None:
-    response = httpx.get(f"{server.base_url}/version", timeout=5)
-    assert response.status_code == 200
-    assert response.text == mlflow.__version__
+def test_mlflows_api_browser_is_not_served(server: ServeProcess) -> None:
+    # Every path but SageMaker's is a 404 (test_app.py has the list); here through gunicorn.
+    response = httpx.get(f"{server.base_url}/openapi.json", timeout=5)
+    assert response.status_code == 404
+    assert response.json()["error_code"] == "NOT_FOUND"
 
 
 def test_ping_stays_fast_while_a_large_request_is_scored(server: ServeProcess) -> None:
-    rows = "\n".join(f"{60 + i % 25},{i % 24},{i % 30}.5,{i % 7}" for i in range(150_000))
-    body = ("station_id,hour,temp_c,dow\n" + rows).encode()
+    body = _slow_body(150_000)
     results: list[httpx.Response] = []
     senders = [
         threading.Thread(target=lambda: results.append(invoke(server, body, "text/csv")))
@@ -235,32 +235,42 @@ def test_ping_stays_fast_while_a_large_request_is_scored(server: ServeProcess) -
     assert slowest < 2.0  # SageMaker's health-check budget
 
 
-def _broken_model(model_dir: Path, target: Path) -> Path:
-    """A model that loads but cannot predict: its MLmodel names a column the estimator lacks."""
+def _mismatched_model(model_dir: Path, target: Path) -> Path:
+    """The session's model with its signature's last column renamed: not this image's features."""
+    from mlflow.models import Model, ModelSignature
+    from mlflow.types import ColSpec, Schema
+
     shutil.copytree(model_dir, target)
-    mlmodel = (target / "MLmodel").read_text()
-    (target / "MLmodel").write_text(mlmodel.replace('"name": "dow"', '"name": "weekday"'))
-    (target / "input_example.json").write_text(
-        json.dumps(
-            {"columns": ["station_id", "hour", "temp_c", "weekday"], "data": [["72", 8, 20.5, 2]]}
-        )
-    )
+    model = Model.load(str(target / "MLmodel"))
+    assert model.signature is not None
+    *kept, last = model.signature.inputs.inputs
+    renamed = ColSpec(last.type, "renamed_" + last.name)
+    model.signature = ModelSignature(Schema([*kept, renamed]), model.signature.outputs)
+    model.save(str(target / "MLmodel"))
     return target
 
 
-def test_ping_is_503_with_the_reason_when_the_model_cannot_predict(
+def test_a_model_not_matching_the_image_is_refused_at_start(
     model_dir: Path, tmp_path: Path
 ) -> None:
-    server = launch_serve(_broken_model(model_dir, tmp_path / "broken"), tmp_path, workers=1)
+    """Through gunicorn's preload and each worker's warm-up (test_app.py has the cases)."""
+    server = launch_serve(_mismatched_model(model_dir, tmp_path / "other"), tmp_path, workers=1)
+    last = FEATURE_NAMES[-1]
     try:
         response = _first_ping_answer(server)
         assert response.status_code == 503
         assert response.json()["status"] == "unavailable"
-        assert "the model cannot predict" in response.json()["message"]
-        assert "weekday" in response.json()["message"]
-        assert invoke(server, RUNBOOK_PAYLOAD).status_code == 400  # refused, not a crash
+        message = response.json()["message"]
+        assert message.startswith("the model does not match this image")
+        assert f"the image sends {last}, which the model's signature lacks" in message
+        assert f"signature takes renamed_{last}, which the image does not send" in message
+        assert "\n" not in message
+        refused = invoke(server, RUNBOOK_PAYLOAD)
+        assert refused.status_code == 503  # never served, not even with a 200
+        assert refused.json()["error_code"] == "MODEL_IMAGE_MISMATCH"
     finally:
         assert server.stop() == 0
+    assert "model NOT served, /ping will answer 503: the model does not match" in server.log()
 
 
 def _first_ping_answer(server: ServeProcess, timeout: float = 60) -> httpx.Response:
@@ -283,8 +293,13 @@ def test_serve_refuses_a_directory_without_a_model(tmp_path: Path) -> None:
 
 
 def _slow_body(rows: int) -> bytes:
-    lines = "\n".join(f"{60 + i % 25},{i % 24},{i % 30}.5,{i % 7}" for i in range(rows))
-    return ("station_id,hour,temp_c,dow\n" + lines).encode()
+    """A large CSV of varied valid rows: seconds of scoring."""
+    return csv_text(
+        *(
+            example_row(station_id=str(60 + i % 25), hour=i % 24, temp_c=i % 30 + 0.5, dow=i % 7)
+            for i in range(rows)
+        )
+    ).encode()
 
 
 def test_sigterm_lets_in_flight_requests_finish_then_exits(model_dir: Path, tmp_path: Path) -> None:

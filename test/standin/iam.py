@@ -7,6 +7,11 @@ names, with the condition keys AWS sets, against the role's identity policies (e
 wins, then any Allow, else denied). Calls signed with other keys (the account's own "testing"
 keys, which tests use to set the account up as Terraform would) are not checked.
 
+S3 requests of a role session are also checked against the bucket's policy, as S3 does: an
+explicit Deny there refuses the request whatever the role's policies say (so the model bucket's
+write-once rule, `If-None-Match: *` required under the model prefix, binds every role). Only Deny
+statements are evaluated; an Allow in a bucket policy that applies to a request is Unmodelled.
+
 What AWS checks on the caller's behalf is checked too: Application Auto Scaling's calls into
 SageMaker and CloudWatch (its user guide, "Permissions required for API actions on target
 services and CloudWatch") and iam:PassRole on CreateModel. What SageMaker checks against the
@@ -78,6 +83,11 @@ class Usage:
 
 USAGE = Usage()
 
+# Bucket policies, kept here rather than in moto: moto evaluates a bucket's policy on object
+# calls itself, ignoring conditions, so DenyInsecureTransport would refuse every request. The
+# server answers Put/Get/DeleteBucketPolicy from this (reset clears it).
+BUCKET_POLICIES: dict[str, dict[str, Any]] = {}
+
 
 # ---------------------------------------------------------------------------------------------
 # Policy evaluation
@@ -98,6 +108,8 @@ def _condition_holds(
 ) -> bool:
     if_exists = operator.endswith("IfExists")
     base = operator.removesuffix("IfExists")
+    if base == "Null":  # "true": the key is absent from the request; "false": it is present
+        return (key not in context) == (str(wanted[0]).lower() == "true")
     if key not in context:
         return if_exists or base.startswith(("StringNot", "ArnNot"))
     value = context[key]
@@ -310,26 +322,55 @@ def caller(environ: Mapping[str, Any]) -> Caller | None:
     return None
 
 
-def authorize(environ: dict[str, Any], body: bytes) -> tuple[Caller, Check] | None:
-    """The first check this request fails, with its caller; None when it may go ahead."""
+def authorize(environ: dict[str, Any], body: bytes) -> tuple[Caller, Check, bool] | None:
+    """The first check this request fails, with its caller and whether a resource policy
+    denied it explicitly; None when it may go ahead."""
     who = caller(environ)
     if who is None:
         return None
     policies = role_policies(who.account, who.role_name)
     region = credential_scope(environ).region
     for check in required(environ, body, region, who.account):
-        allowed = decide(policies, check)
+        denied_by_bucket = bucket_policy_denies(who, check)
+        allowed = not denied_by_bucket and decide(policies, check)
         USAGE.record(who.role_name, check, allowed)
         if not allowed:
-            return who, check
+            return who, check, denied_by_bucket
     return None
 
 
-def denial_message(who: Caller, check: Check) -> str:
+def denial_message(who: Caller, check: Check, explicit: bool = False) -> str:
+    why = (
+        "with an explicit deny in a resource-based policy"
+        if explicit
+        else f"because no identity-based policy allows the {check.action} action"
+    )
     return (
         f"User: {who.arn} is not authorized to perform: {check.action} on resource: "
-        f"{check.resource} because no identity-based policy allows the {check.action} action"
+        f"{check.resource} {why}"
     )
+
+
+def bucket_policy_denies(who: Caller, check: Check) -> bool:
+    """Whether the policy of the bucket an S3 check names denies it to this caller."""
+    if not check.action.startswith("s3:"):
+        return False
+    policy = BUCKET_POLICIES.get(
+        check.resource.removeprefix(f"arn:{PARTITION}:s3:::").split("/")[0]
+    )
+    if not policy:
+        return False
+    principals = {"*", who.arn, f"arn:{PARTITION}:iam::{who.account}:root",
+                  f"arn:{PARTITION}:iam::{who.account}:role/{who.role_name}"}  # fmt: skip
+    for statement in _as_list(policy.get("Statement", [])):
+        named = statement.get("Principal", {})
+        wanted = _as_list(named) if isinstance(named, str) else _as_list(named.get("AWS", []))
+        if not principals & set(wanted) or not _statement_applies(statement, check):
+            continue
+        if statement.get("Effect", "Allow") == "Deny":
+            return True
+        raise Unmodelled("the stand-in does not evaluate Allow statements of bucket policies")
+    return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -581,6 +622,9 @@ def s3_checks(environ: Mapping[str, Any], arns: Arns) -> list[Check]:
             return [Check("s3:ListBucket", bucket_arn, context)]
         raise Unmodelled(f"the stand-in does not authorize {method} on bucket {bucket} ({query})")
     object_arn = f"{bucket_arn}/{key}"
+    # Clients reach S3 over TLS; the stand-in's plain HTTP stands in for that endpoint, so the
+    # bucket policy's DenyInsecureTransport sees what it would see from boto3 against AWS.
+    transport = {"aws:SecureTransport": "true"}
     if "tagging" in query:
         action = {"PUT": "s3:PutObjectTagging", "GET": "s3:GetObjectTagging"}.get(method)
         if action is None:
@@ -595,8 +639,16 @@ def s3_checks(environ: Mapping[str, Any], arns: Arns) -> list[Check]:
         if method == "HEAD":  # metadata only: S3 decrypts nothing, so KMS is not asked
             return [Check("s3:GetObject", object_arn)]
         return [Check("s3:GetObject", object_arn), *kms_checks(bucket, "kms:Decrypt", arns)]
+    if method == "DELETE":
+        action = "s3:DeleteObjectVersion" if "versionId" in query else "s3:DeleteObject"
+        return [Check(action, object_arn, transport)]
     if method == "PUT":
-        checks = [Check("s3:PutObject", object_arn)]
+        # s3:if-none-match is set only when the request carries the header (AWS: conditional
+        # writes); bucket policies require it under the model prefix.
+        written = dict(transport)
+        if environ.get("HTTP_IF_NONE_MATCH") is not None:
+            written["s3:if-none-match"] = environ["HTTP_IF_NONE_MATCH"]
+        checks = [Check("s3:PutObject", object_arn, written)]
         if environ.get("HTTP_X_AMZ_TAGGING"):
             checks.append(Check("s3:PutObjectTagging", object_arn))
         return checks + kms_checks(bucket, "kms:GenerateDataKey", arns)

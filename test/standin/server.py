@@ -46,6 +46,8 @@ class ControlApp:
             denied = self._denied(environ, start_response)
             if denied is not None:
                 return denied
+            if _is_bucket_policy_call(environ):
+                return _bucket_policy(environ, start_response)
             if self._throttled(environ):
                 body = b'{"__type": "ThrottlingException", "message": "Rate exceeded"}'
                 start_response(
@@ -143,10 +145,45 @@ class ControlApp:
             state.stop_all()
             _reset_moto()
             iam.USAGE.clear()
+            iam.BUCKET_POLICIES.clear()
             if self.after_reset is not None:
                 self.after_reset()
             return "200 OK", {"reset": True}
         return "404 Not Found", {"error": f"unknown control call {method} {action}"}
+
+
+def _is_bucket_policy_call(environ: dict[str, Any]) -> bool:
+    """S3's Put/Get/DeleteBucketPolicy (`/bucket?policy`), path-style as boto3 sends it."""
+    path = environ.get("PATH_INFO", "").strip("/")
+    return (
+        iam.credential_scope(environ).service == "s3"
+        and bool(path)
+        and "/" not in path
+        and "policy" in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    )
+
+
+def _bucket_policy(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """Keep a bucket's policy for iam.bucket_policy_denies (see iam.BUCKET_POLICIES)."""
+    bucket = environ["PATH_INFO"].strip("/")
+    method = environ["REQUEST_METHOD"]
+    if method == "PUT":
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0) or 0)
+        iam.BUCKET_POLICIES[bucket] = json.loads(body)
+        start_response("204 No Content", [("Content-Length", "0")])
+        return [b""]
+    if method == "DELETE":
+        iam.BUCKET_POLICIES.pop(bucket, None)
+        start_response("204 No Content", [("Content-Length", "0")])
+        return [b""]
+    if bucket not in iam.BUCKET_POLICIES:
+        message = "The bucket policy does not exist"
+        return _error(environ, start_response, "404 Not Found", "NoSuchBucketPolicy", message)
+    data = json.dumps(iam.BUCKET_POLICIES[bucket]).encode()
+    start_response(
+        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    )
+    return [data]
 
 
 def _is_web_identity_login(environ: dict[str, Any], body: bytes) -> bool:

@@ -143,12 +143,18 @@ def docker_or_skip() -> None:
 
 
 def broken_model_archive(directory: Path) -> Path:
-    """A model.tar.gz the serving runtime cannot load: its MLmodel names no real loader
-    module (a model and image that do not match fail the same way: the server exits)."""
+    """A model.tar.gz the serving runtime cannot load: in the project's own format (so upload and
+    preflight accept it), but its model file is no skops file (a model and image that do not
+    match fail the same way: the server exits)."""
     path = directory / "broken.tar.gz"
     with tarfile.open(path, "w:gz") as archive:
         for name, text in (
-            ("MLmodel", "flavors: {python_function: {loader_module: nope}}\n"),
+            (
+                "MLmodel",
+                "flavors:\n  python_function: {loader_module: mlflow.sklearn, model_path: m.skops}"
+                "\n  sklearn: {pickled_model: m.skops, serialization_format: skops}\n",
+            ),
+            ("m.skops", "nope: not a skops file"),
             (
                 "serving_input_example.json",
                 '{"dataframe_split": {"columns": ["station_id"], "data": [["72"]]}}',

@@ -102,6 +102,9 @@ def provision(url: str, region: str, rendered: Rendered | None = None) -> None:
             ]
         },
     )
+    s3.put_bucket_policy(  # the stand-in enforces its Deny statements on role sessions
+        Bucket=bucket, Policy=json.dumps(rendered.resource_policies["aws_s3_bucket_policy.models"])
+    )
     admin.client("ecr", endpoint_url=url).create_repository(
         repositoryName=setting.variable("ecr_repository_name"),
         imageTagMutability=rendered.evaluate("aws_ecr_repository.serving.image_tag_mutability"),

@@ -26,6 +26,7 @@ from dagger.client._core import Field
 from dagger.client._guards import is_id_type
 
 from bikeshare.cli import build_parser
+from bikeshare.deploy.cli import input_file
 
 #: Directories the Dockerfile's `tools` target provides (test/pipeline/test_check_commands.py
 #: checks each in the image built with Docker): / and the usual FHS ones, /build (the uv stage's
@@ -244,8 +245,35 @@ def write_files(fs: Filesystem, who: str, paths: list[str]) -> list[str]:
 @functools.cache
 def bikeshare_parser() -> argparse.ArgumentParser:
     """`bikeshare`'s parser, built once: parsing does not change it, and building it was two
-    fifths of the contract tests' time."""
-    return build_parser()
+    fifths of the contract tests' time.
+
+    Its `input_file` options check the HOST's filesystem while parsing; a command line here names
+    paths in a container, which `run_bikeshare` checks against the plan's filesystem instead, so
+    those options parse to a plain Path (every other type, the empty-value rule included, stays).
+    """
+    parser = build_parser()
+    for _, option in _subcommand_options(parser):
+        if option_type(option) is input_file:
+            option.type = Path
+    return parser
+
+
+def option_type(option: argparse.Action) -> object:
+    """The type an option converts with, under the CLI's wrapper that refuses empty values."""
+    convert = option.type
+    while hasattr(convert, "__wrapped__"):
+        convert = convert.__wrapped__
+    return convert
+
+
+def _subcommand_options(
+    parser: argparse.ArgumentParser,
+) -> Iterator[tuple[str, argparse.Action]]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                for option in sub._actions:
+                    yield name, option
 
 
 def parse_bikeshare(argv: list[str]) -> argparse.Namespace:
@@ -285,13 +313,9 @@ def run_bikeshare(fs: Filesystem, argv: list[str]) -> list[str]:
 
 def path_options(parser: argparse.ArgumentParser | None = None) -> Iterator[tuple[str, str]]:
     """(subcommand, dest) of every Path-typed option of `bikeshare`."""
-    parser = parser or bikeshare_parser()
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                for option in sub._actions:
-                    if option.type is Path:
-                        yield name, option.dest
+    for name, option in _subcommand_options(parser or bikeshare_parser()):
+        if option_type(option) in (Path, input_file):
+            yield name, option.dest
 
 
 def plan_problems(plan: list[Field]) -> list[str]:

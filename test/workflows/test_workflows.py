@@ -16,12 +16,16 @@ from typing import Any
 import pytest
 import yaml
 
+from bikeshare_ci.release import PLAN_FILE
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 CHECKOUT = "actions/checkout"
 DAGGER = "dagger/dagger-for-github"
 # Set by the runner in every step.
 RUNNER_VARIABLES = {"RUNNER_TEMP", "GITHUB_STEP_SUMMARY", "GITHUB_REPOSITORY"}
+#: The plan job's last line: the release it pinned (plan.json), its stdout's last line.
+PRINT_PLAN = f'host | file "$RUNNER_TEMP/cd-run/{PLAN_FILE}" | contents'
 PINNED_USES = re.compile(r"^\s*-? ?uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40})  # v\d+\.\d+\.\d+$")
 
 
@@ -61,7 +65,7 @@ def test_the_three_workflows_exist() -> None:
 def test_each_job_is_checkout_plus_one_dagger_step(file: str, job_id: str, job: Any) -> None:
     steps = job["steps"]
     assert [s["uses"].split("@")[0] for s in steps] == [CHECKOUT, DAGGER], (file, job_id)
-    assert all(set(s) <= {"name", "uses", "with", "env"} for s in steps), "no run: steps"
+    assert all(set(s) <= {"name", "id", "uses", "with", "env"} for s in steps), "no run: steps"
     assert steps[0]["with"]["persist-credentials"] is False
 
 
@@ -115,6 +119,8 @@ def test_release_reports_reach_the_summary_before_the_job_fails() -> None:
         if "environment" not in job:
             continue
         lines = [line.strip() for line in script(job).strip().splitlines()]
+        if lines[-1] == PRINT_PLAN:  # the plan job prints its pins last, once it succeeded
+            lines.pop()
         assert lines[-4].endswith('| export --wipe "$RUNNER_TEMP/cd-run"'), (file, job_id)
         assert 'export "$GITHUB_STEP_SUMMARY"' in lines[-3]
         assert lines[-1] == '_test "$outcome" = "succeeded" || .exit 1'
@@ -165,3 +171,20 @@ def test_promotion_shows_the_plan_before_the_gated_job_runs_it() -> None:
     assert "--dry-run" not in script(gated)
     for job in (plan, gated):
         assert dagger_step(job)["env"]["OVERRIDE_MODEL_TAR"] == "${{ inputs.override_model_tar }}"
+
+
+def test_the_gated_job_ships_the_release_the_plan_job_pinned_and_showed() -> None:
+    """The promote job's pins are the plan job's output, never what staging serves at run time."""
+    promote = workflow("promote_prod.yml")
+    plan, gated = promote["jobs"]["plan"], promote["jobs"]["promote"]
+    step = dagger_step(plan)
+    # dagger-for-github's `output` is the step's stdout; its last line is plan.json.
+    assert plan.get("outputs") == {"plan": f"${{{{ steps.{step.get('id')}.outputs.output }}}}"}
+    lines = [line.strip() for line in script(plan).strip().splitlines()]
+    assert lines[-1] == PRINT_PLAN, "printed last, so it is the output's last line"
+    assert lines[-2] == '_test "$outcome" = "succeeded" || .exit 1', "and only for a plan"
+    assert "--plan=" not in script(plan)
+    assert dagger_step(gated)["env"].get("PLAN") == "${{ needs.plan.outputs.plan }}"
+    promote_call = script(gated).split("| promote ")[1].split("| export")[0]
+    assert '--plan="$PLAN"' in promote_call
+    assert '--override-model-data="$OVERRIDE_MODEL_TAR"' in promote_call, "checked against it"

@@ -51,6 +51,15 @@ REPLAY_MODEL_DIR = "/run/replay/model"  # in the tools container, before it move
 REPLAY_PROBE_DIR = "/opt/bikeshare-replay"
 REPLAY_PAYLOAD = f"{REPLAY_PROBE_DIR}/payload.json"
 SERVING_EXAMPLE = f"{SAGEMAKER_MODEL_DIR}/serving_input_example.json"
+#: What a promote dry run pins, beside summary.md: the plan job prints it as its job output.
+PLAN_FILE = "plan.json"
+PLAN_KEYS = {"from_endpoint", "config", "image_uri", "model_data", "override"}
+#: The plan's fields `bikeshare promote` checks, and its option for each.
+PIN_FLAGS = {
+    "config": "--expect-config",
+    "image_uri": "--expect-image",
+    "model_data": "--expect-model-data",
+}
 
 T = TypeVar("T")
 
@@ -180,23 +189,47 @@ class Release:
         strategy: Annotated[str, Doc("all-at-once, canary or linear")] = "all-at-once",
         instance_count: Annotated[int, Doc("Instances behind the endpoint")] = 1,
         dry_run: Annotated[bool, Doc("Show what would be promoted and change nothing")] = False,
+        plan: Annotated[
+            str | None,
+            Doc(
+                "The approved plan: the plan job's output, whose last line is the release a "
+                "--dry-run pinned (its plan.json); deploy exactly that or refuse (unset: what "
+                "staging serves now)"
+            ),
+        ] = None,
     ) -> dagger.Directory:
         """Deploy to production exactly what staging serves (image digest, model data).
 
-        The same verification, smoke test and rollback as deploy; returns summary.md and outcome.
+        A dry run pins what it shows (staging's config, its image by digest, the model data to
+        ship, the override included) and returns it as plan.json beside summary.md and outcome;
+        given --plan, promote ships exactly that release or refuses, changing nothing. The same
+        verification, smoke test and rollback as deploy.
         """
-        args = ["promote", "--from-endpoint", from_endpoint,
-                *(["--override-model-data", override_model_data] if override_model_data else []),
-                *self._rollout_args(endpoint_name, instance_type, execution_role_arn, alarms,
-                                    strategy, instance_count, dry_run)]  # fmt: skip
-        step, report = await self._release_command("promote", args)
+        steps: list[StepResult] = []
+        pins = await self._promotion_pins(steps, from_endpoint, override_model_data, plan, dry_run)
+        reports = [_pins_markdown(pins, dry_run)] if pins else []
+        if steps and not steps[-1].passed:
+            steps.append(StepResult("promote", False, 0.0, skipped=True))
+        else:
+            args = ["promote", "--from-endpoint", from_endpoint,
+                    *(["--override-model-data", override_model_data] if override_model_data
+                      else []),
+                    *(arg for name in PIN_FLAGS if pins for arg in (PIN_FLAGS[name], pins[name])),
+                    *self._rollout_args(endpoint_name, instance_type, execution_role_arn, alarms,
+                                        strategy, instance_count, dry_run)]  # fmt: skip
+            step, report = await self._release_command("promote", args)
+            steps.append(step)
+            reports.insert(0, report)
         chain = self._with_laptop_keys("promote", from_endpoint=from_endpoint,
                                        endpoint_name=endpoint_name, instance_type=instance_type,
                                        execution_role_arn=execution_role_arn, alarms=alarms,
                                        override_model_data=override_model_data,
                                        strategy=strategy, instance_count=instance_count,
                                        dry_run=True)  # fmt: skip
-        return self._run_directory(f"promote to {endpoint_name}", [step], [report], chain)
+        run = self._run_directory(f"promote to {endpoint_name}", steps, reports, chain)
+        if pins and dry_run and steps[-1].passed:  # what the plan job hands the gated job
+            run = run.with_new_file(PLAN_FILE, json.dumps(pins, sort_keys=True) + "\n")
+        return run
 
     @function(cache="never")
     async def rollback(
@@ -431,6 +464,41 @@ class Release:
     async def _bikeshare(self, args: list[str]) -> str:
         return await self._tools().with_exec(["bikeshare", *args, *self.aws.cli_args()]).stdout()
 
+    async def _promotion_pins(
+        self,
+        steps: list[StepResult],
+        from_endpoint: str,
+        override_model_data: str,
+        plan: str | None,
+        dry_run: bool,
+    ) -> dict[str, str] | None:
+        """The release this promotion must ship: the approved plan's, or (a dry run, which is
+        the plan) what staging serves now; None for an unpinned run. A failure is a step."""
+        if plan is not None:
+            try:
+                pins = pins_from_plan(plan, from_endpoint)
+            except ValueError as error:
+                steps.append(StepResult("the approved plan", False, 0.0, str(error)))
+                return None
+            steps.append(StepResult("the approved plan", True, 0.0))
+            return pins
+        if not dry_run:
+            return None
+        read = self._staging_pins(from_endpoint, override_model_data)
+        return await _step(steps, f"what {from_endpoint} serves", read)
+
+    async def _staging_pins(self, from_endpoint: str, override_model_data: str) -> dict[str, str]:
+        """What staging serves now (`release-of`), as the pins a plan hands the approved run."""
+        args = ["release-of", "--endpoint-name", from_endpoint]
+        release = json.loads(await self._bikeshare(args))
+        return {
+            "from_endpoint": from_endpoint,
+            "config": release["config"],
+            "image_uri": by_digest(release["image_uri"]),
+            "model_data": override_model_data or release["model_data"],
+            "override": "yes" if override_model_data else "no",
+        }
+
     def _rollout_args(
         self,
         endpoint_name: str,
@@ -523,6 +591,57 @@ class Release:
             .with_new_file(SUMMARY_FILE, summary)
             .with_new_file(OUTCOME_FILE, SUCCEEDED if ok else FAILED)
         )
+
+
+def pins_from_plan(plan: str, from_endpoint: str) -> dict[str, str]:
+    """The pinned release in the plan job's output: its last non-empty line, plan.json.
+
+    The job output is the plan step's whole stdout (the dagger shell prints each export's path
+    first), so only the last line counts; anything else there is refused, never guessed at.
+    """
+    lines = [line.strip() for line in plan.splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    try:
+        pins = json.loads(last)
+    except json.JSONDecodeError:
+        pins = None
+    if (
+        not isinstance(pins, dict)
+        or set(pins) != PLAN_KEYS
+        or not all(isinstance(value, str) and value for value in pins.values())
+    ):
+        raise ValueError(
+            f"the approved plan names no release (its last line is {last[:200]!r}, not the "
+            f"JSON of {PLAN_FILE}); nothing was changed: run the workflow again from its plan"
+        )
+    if pins["from_endpoint"] != from_endpoint:
+        raise ValueError(
+            f"the approved plan promotes from {pins['from_endpoint']}, not {from_endpoint}; "
+            "nothing was changed"
+        )
+    return pins
+
+
+def _pins_markdown(pins: dict[str, str], dry_run: bool) -> str:
+    """The pinned release in the job summary: what reviewers approve, what the gated job got."""
+    heading = (
+        "The release this plan pins (the promote job ships exactly this, or refuses)"
+        if dry_run
+        else "The approved plan's release (shipped exactly, or refused and nothing changed)"
+    )
+    source = (
+        "the override (`override_model_tar`), not staging's"
+        if pins["override"] == "yes"
+        else f"staging's (`{pins['from_endpoint']}`)"
+    )
+    return "\n".join([
+        f"### {heading}",
+        "",
+        f"- `{pins['from_endpoint']}` serves: `{pins['config']}`",
+        f"- image: `{pins['image_uri']}`",
+        f"- model data: `{pins['model_data']}`, {source}",
+        "",
+    ])  # fmt: skip
 
 
 class ReplayFailed(Exception):

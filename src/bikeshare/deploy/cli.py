@@ -10,7 +10,27 @@ import subprocess  # nosec B404 - git, to name the checkout's commit
 from pathlib import Path
 from typing import Any
 
+from bikeshare.deploy.names import check_endpoint_name
 from bikeshare.errors import BikeshareError
+
+
+def input_file(text: str) -> Path:
+    """An argparse type for a file the command reads: it must exist as a regular file.
+
+    It raises BikeshareError, not ArgumentTypeError, so the value is refused by the CLI's one
+    rule (one line, exit 1) before anything runs, rather than by argparse's usage dump.
+    """
+    path = Path(text)
+    if not path.exists():
+        raise BikeshareError(f"{text!r} does not exist")
+    if not path.is_file():
+        raise BikeshareError(f"{text!r} is not a regular file")
+    return path
+
+
+def endpoint_name(text: str) -> str:
+    """An argparse type: a name SageMaker accepts for an endpoint, else one line (exit 1)."""
+    return check_endpoint_name(text)
 
 
 class _Renamed(argparse.Action):
@@ -136,66 +156,108 @@ def _record(args: argparse.Namespace, **asked: str | None) -> Any:
 
 def _deploy(args: argparse.Namespace) -> int:
     from bikeshare.deploy.release import deploy
-    from bikeshare.deploy.report import recorded
+    from bikeshare.deploy.report import recorded, serving_now
 
     clients = _clients(args)
     request = _request(args, args.image_uri, args.model_data)
     record = _record(
         args, image=args.image_uri, model_data=args.model_data, git_sha=request.git_sha
     )
-    outcome = recorded(record, args.report, lambda say: deploy(clients, request, say))
+    outcome = recorded(
+        record,
+        args.report,
+        lambda say: deploy(clients, request, say),
+        serving=lambda: serving_now(clients.sagemaker, args.endpoint_name),
+    )
     return _report(outcome)
+
+
+_PINS = ("--expect-config", "--expect-image", "--expect-model-data")
+
+
+def _pinned(args: argparse.Namespace) -> Any:
+    """The release the approved plan showed (all three --expect-* options), or None."""
+    from bikeshare.deploy.promote import PinnedRelease
+
+    given = [args.expect_config, args.expect_image, args.expect_model_data]
+    if not any(given):
+        return None
+    if not all(given):
+        missing = [flag for flag, value in zip(_PINS, given, strict=True) if not value]
+        raise BikeshareError(
+            f"{', '.join(_PINS)} pin the plan's release together; {', '.join(missing)} missing"
+        )
+    return PinnedRelease(*given)
 
 
 def _promote(args: argparse.Namespace) -> int:
     from bikeshare.deploy.promote import promote
-    from bikeshare.deploy.report import recorded
+    from bikeshare.deploy.report import recorded, serving_now
 
+    expected = _pinned(args)  # before any AWS call: a half-pinned plan pins nothing
     clients = _clients(args)
     request = _request(args, image_uri="", model_data="")
     record = _record(
-        args, from_endpoint=args.from_endpoint, override_model_data=args.override_model_data
+        args,
+        from_endpoint=args.from_endpoint,
+        override_model_data=args.override_model_data,
+        expect_config=args.expect_config,
+        expect_image=args.expect_image,
+        expect_model_data=args.expect_model_data,
     )
     outcome = recorded(
         record,
         args.report,
-        lambda say: promote(clients, args.from_endpoint, request, args.override_model_data, say),
+        lambda say: promote(
+            clients, args.from_endpoint, request, args.override_model_data, say, expected
+        ),
+        serving=lambda: serving_now(clients.sagemaker, args.endpoint_name),
     )
     return _report(outcome)
 
 
 def _smoke(args: argparse.Namespace) -> int:
-    from bikeshare.deploy.artifacts import fetch_archive, read_model_archive
+    from bikeshare.deploy.artifacts import read_verified_archive
     from bikeshare.deploy.endpoint import describe_endpoint
     from bikeshare.deploy.smoke import load_payload, smoke_test
 
     clients = _clients(args)
     if args.payload:
         payload = load_payload(args.payload.read_text(), str(args.payload))
+        source = f"the payload file {args.payload}"
     else:
         snapshot = describe_endpoint(clients.sagemaker, args.endpoint_name)
         if snapshot is None or not snapshot.variants:
             raise BikeshareError(f"endpoint {args.endpoint_name} does not exist")
         uri = snapshot.variants[0].model_data
-        payload = read_model_archive(fetch_archive(clients.s3, uri), uri).serving_example
+        payload = read_verified_archive(clients.s3, uri)[1].serving_example
         if payload is None:
             raise BikeshareError(f"{uri} has no serving input example; pass --payload FILE")
-    print(smoke_test(clients.runtime, args.endpoint_name, payload).summary())
+        source = f"the model's own serving example ({uri})"
+    print(smoke_test(clients.runtime, args.endpoint_name, payload, source).summary())
     return 0
 
 
 def _rollback(args: argparse.Namespace) -> int:
+    from bikeshare.deploy.endpoint import TAG_PREVIOUS_CONFIG
     from bikeshare.deploy.release import Outcome, Polling, rollback
-    from bikeshare.deploy.report import recorded
+    from bikeshare.deploy.report import recorded, serving_now
 
     polling = Polling(seconds=args.poll_seconds, timeout=args.timeout_seconds)
     clients = _clients(args)
 
     def run(say: Any) -> Outcome:
         final = rollback(clients, args.endpoint_name, args.to_config, polling, say)
-        return Outcome(args.endpoint_name, final.config_name, None, final.config_name)
+        # The report's "previous config" is the one rolled away from, as the record says.
+        left = final.tags.get(TAG_PREVIOUS_CONFIG)
+        return Outcome(args.endpoint_name, final.config_name, left, final.config_name)
 
-    outcome = recorded(_record(args, to_config=args.to_config), args.report, run)
+    outcome = recorded(
+        _record(args, to_config=args.to_config),
+        args.report,
+        run,
+        serving=lambda: serving_now(clients.sagemaker, args.endpoint_name),
+    )
     print(f"{outcome.endpoint_name} serves {outcome.serving}")
     return 0
 
@@ -250,7 +312,7 @@ def _report_argument(parser: argparse.ArgumentParser) -> None:
 
 def _release_options(parser: argparse.ArgumentParser) -> None:
     """The options deploy and promote share."""
-    parser.add_argument("--endpoint-name", required=True)
+    parser.add_argument("--endpoint-name", type=endpoint_name, required=True)
     parser.add_argument("--instance-type", required=True, help="e.g. ml.m5.large")
     parser.add_argument(
         "--execution-role-arn",
@@ -285,7 +347,9 @@ def _release_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-smoke", action="store_true", help="skip the smoke test")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
-    parser.add_argument("--payload", type=Path, help="smoke payload (default: the model's own)")
+    parser.add_argument(
+        "--payload", type=input_file, help="smoke payload (default: the model's own)"
+    )
     parser.add_argument(
         "--git-sha",
         help="commit being deployed (default $GITHUB_SHA, else the git checkout's HEAD)",
@@ -342,11 +406,9 @@ def _image_digest(args: argparse.Namespace) -> int:
 
 
 def _fetch_model(args: argparse.Namespace) -> int:
-    from bikeshare.deploy.artifacts import fetch_archive, unpack_model, verified_archive
+    from bikeshare.deploy.artifacts import read_verified_archive, unpack_model
 
-    data = verified_archive(
-        fetch_archive(_target(args).client("s3"), args.model_data), args.model_data
-    )
+    data, _ = read_verified_archive(_target(args).client("s3"), args.model_data)
     unpack_model(data, args.model_data, args.output)
     print(args.output)
     return 0
@@ -387,7 +449,7 @@ def add_release_commands(commands: argparse._SubParsersAction) -> None:
         description="Upload a packaged model under <prefix>/<sha256>/model.tar.gz and print its "
         "s3:// URI. Refuses a file that is not a packaged MLflow model.",
     )
-    upload.add_argument("file", type=Path, metavar="FILE", help="model.tar.gz to upload")
+    upload.add_argument("file", type=input_file, metavar="FILE", help="model.tar.gz to upload")
     upload.add_argument("--bucket", required=True, help="S3 bucket for model artifacts")
     upload.add_argument("--prefix", default="models", help="key prefix (default: models)")
     upload.add_argument(
@@ -415,12 +477,30 @@ def add_release_commands(commands: argparse._SubParsersAction) -> None:
         help="deploy to production exactly what staging serves now",
         description="Deploy to --endpoint-name the image (by digest) and model data that "
         "--from-endpoint serves now, unless --override-model-data. Refuses unless staging is "
-        "InService on a release bikeshare verified. Same rollout, verification, smoke and "
-        "rollback as deploy.",
+        "InService on a release bikeshare verified, and, with --expect-*, unless it is still "
+        "the release the plan showed. Same rollout, verification, smoke and rollback as deploy.",
     )
-    promote.add_argument("--from-endpoint", required=True, help="the staging endpoint")
+    promote.add_argument(
+        "--from-endpoint", type=endpoint_name, required=True, help="the staging endpoint"
+    )
     promote.add_argument(
         "--override-model-data", help="s3:// model.tar.gz to promote instead of staging's"
+    )
+    pins = promote.add_argument_group(
+        "the approved plan's release",
+        "Deploy exactly what the plan showed, or refuse and change nothing (all three or none; "
+        "a --dry-run prints them)",
+    )
+    pins.add_argument(
+        "--expect-config", metavar="CONFIG", help="the endpoint config staging served at the plan"
+    )
+    pins.add_argument(
+        "--expect-image", metavar="IMAGE", help="the plan's image, REGISTRY/REPO@sha256:DIGEST"
+    )
+    pins.add_argument(
+        "--expect-model-data",
+        metavar="S3_URI",
+        help="the plan's s3:// model data (the override, when given)",
     )
     _release_options(promote)
     _aws_arguments(promote)
@@ -432,8 +512,8 @@ def add_release_commands(commands: argparse._SubParsersAction) -> None:
         description="Smoke-test an endpoint: 200, JSON, one finite non-negative prediction per "
         "row. The payload is the served model's own serving input example unless --payload.",
     )
-    smoke.add_argument("--endpoint-name", required=True)
-    smoke.add_argument("--payload", type=Path, help="JSON payload file")
+    smoke.add_argument("--endpoint-name", type=endpoint_name, required=True)
+    smoke.add_argument("--payload", type=input_file, help="JSON payload file")
     _aws_arguments(smoke)
     smoke.set_defaults(handler=_smoke)
 
@@ -443,7 +523,7 @@ def add_release_commands(commands: argparse._SubParsersAction) -> None:
         description="Roll an endpoint back to --to-config, or to the previous release this tool "
         "recorded, and verify it serves it.",
     )
-    back.add_argument("--endpoint-name", required=True)
+    back.add_argument("--endpoint-name", type=endpoint_name, required=True)
     back.add_argument("--to-config", help="endpoint config to serve (default: the previous one)")
     _report_argument(back)
     back.add_argument(
@@ -499,7 +579,7 @@ def add_release_commands(commands: argparse._SubParsersAction) -> None:
         description="Print JSON {image_uri, model_data, config} of what ENDPOINT serves now, "
         "or of --config CONFIG (one of its releases), for `replay`.",
     )
-    release_of.add_argument("--endpoint-name", required=True)
+    release_of.add_argument("--endpoint-name", type=endpoint_name, required=True)
     release_of.add_argument("--config", default="", help="an endpoint config of this endpoint")
     _aws_arguments(release_of)
     release_of.set_defaults(handler=_release_of)
@@ -510,7 +590,7 @@ def add_release_commands(commands: argparse._SubParsersAction) -> None:
         description="Print the endpoint's container logs since --since; --follow keeps "
         "printing new ones until interrupted.",
     )
-    logs.add_argument("--endpoint-name", required=True)
+    logs.add_argument("--endpoint-name", type=endpoint_name, required=True)
     logs.add_argument("--since", default="30m", help="how far back: 45s, 30m, 2h, 1d")
     logs.add_argument("--follow", action="store_true", help="keep printing new events")
     _aws_arguments(logs)
@@ -522,7 +602,7 @@ def add_release_commands(commands: argparse._SubParsersAction) -> None:
         description="Show the serving config, image, model data, variants, status, failure "
         "reason, previous config and deployment record of an endpoint.",
     )
-    status.add_argument("--endpoint-name", required=True)
+    status.add_argument("--endpoint-name", type=endpoint_name, required=True)
     status.add_argument("--json", action="store_true", help="machine-readable output")
     _aws_arguments(status)
     status.set_defaults(handler=_status)

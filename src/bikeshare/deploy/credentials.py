@@ -9,6 +9,7 @@ new session shortly before expiry. Tokens and keys are never printed or logged.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import urllib.error
@@ -61,26 +62,78 @@ class GithubOidc:
 
 
 def fetch_web_identity_token(oidc: GithubOidc, timeout: float = 10.0) -> str:
-    """Ask GitHub for an ID token with the STS audience."""
-    separator = "&" if "?" in oidc.request_url else "?"
-    url = f"{oidc.request_url}{separator}audience={urllib.parse.quote(AUDIENCE)}"
-    if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-        raise BikeshareError(f"{REQUEST_URL_ENV} must be an https URL")
-    request = urllib.request.Request(  # noqa: S310 - scheme checked above
+    """Ask GitHub for an ID token with the STS audience.
+
+    Every failure is one BikeshareError that never carries the request token or the ID token:
+    they would otherwise reach a CI log in a traceback (a header value in ValueError, say)."""
+    url = request_url_with_audience(oidc.request_url)
+    if not _header_safe(oidc.request_token):
+        raise BikeshareError(
+            f"{REQUEST_TOKEN_ENV} holds characters an HTTP header cannot carry (a pasted "
+            "newline?); nothing was sent and nothing was changed"
+        )
+    request = urllib.request.Request(  # noqa: S310 - scheme checked by request_url_with_audience
         url, headers={"Authorization": f"bearer {oidc.request_token}", "Accept": "application/json"}
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310  # nosec B310
-            value = json.loads(answer.read()).get("value")
+            body = answer.read()
     except urllib.error.HTTPError as error:
         raise BikeshareError(
             f"GitHub refused the OIDC token request (HTTP {error.code}); the job needs "
             "`permissions: id-token: write` and a fresh request token; nothing was changed"
         ) from None
-    except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as error:
-        raise BikeshareError(f"could not get a GitHub OIDC token: {error}") from None
-    if not isinstance(value, str) or not value:
-        raise BikeshareError("GitHub's OIDC answer had no token value")
+    except (OSError, ValueError, http.client.HTTPException) as error:  # URLError is an OSError
+        reason = _redacted(f"{type(error).__name__}: {error}", oidc.request_token)
+        raise BikeshareError(
+            f"could not get a GitHub OIDC token ({reason}); nothing was changed"
+        ) from None
+    return _token_value(body)
+
+
+def request_url_with_audience(request_url: str) -> str:
+    """GitHub's token request URL with the STS audience added, once it is known to be https, or
+    plain http to this machine only (a test's token endpoint): never to another host."""
+    refused = BikeshareError(
+        f"{REQUEST_URL_ENV} must be an https URL (plain http only to 127.0.0.1, ::1 or localhost), "
+        "without a user name or password; nothing was sent"
+    )
+    try:
+        parts = urllib.parse.urlsplit(request_url)
+        host, _ = parts.hostname, parts.port  # .port raises ValueError for a port out of range
+    except ValueError:
+        raise refused from None
+    local = host in ("127.0.0.1", "::1", "localhost")
+    if not host or parts.username is not None or parts.password is not None:
+        raise refused
+    if parts.scheme != "https" and not (parts.scheme == "http" and local):
+        raise refused
+    separator = "&" if "?" in request_url else "?"
+    return f"{request_url}{separator}audience={urllib.parse.quote(AUDIENCE)}"
+
+
+def _header_safe(value: str) -> bool:
+    """Visible ASCII only: what http.client would otherwise refuse, quoting the value."""
+    return bool(value) and all(33 <= ord(character) <= 126 for character in value)
+
+
+def _redacted(text: str, secret: str) -> str:
+    """text on one line, with the secret (and its header form) cut out, just in case."""
+    return " ".join(text.replace(secret, "***").split())
+
+
+def _token_value(body: bytes) -> str:
+    """The ID token in GitHub's answer `{"value": "<jwt>"}`; the token itself is never quoted."""
+    try:
+        answer = json.loads(body)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        raise BikeshareError(
+            "GitHub's OIDC answer is not JSON; is ACTIONS_ID_TOKEN_REQUEST_URL GitHub's? "
+            "nothing was changed"
+        ) from None
+    value = answer.get("value") if isinstance(answer, dict) else None
+    if not isinstance(value, str) or not value.strip():
+        raise BikeshareError("GitHub's OIDC answer had no token value; nothing was changed")
     return value
 
 

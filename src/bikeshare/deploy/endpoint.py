@@ -22,6 +22,15 @@ TAG_VERIFIED_CONFIG = "bikeshare:verified-config"
 TAG_PREVIOUS_CONFIG = "bikeshare:previous-config"
 TAG_GIT_SHA = "bikeshare:git-sha"
 TAG_DEPLOYED_AT = "bikeshare:deployed-at"
+# Written instead of the verified config when the serving config was not smoke-tested (a
+# `--no-smoke` deploy, or a rollback to such a release): `status` and `promote` say so.
+TAG_UNVERIFIED_CONFIG = "bikeshare:unverified-config"
+
+# Tags on each release (its model and endpoint config). The endpoint tag is what pruning and
+# rollback trust to tell this endpoint's releases from another's: names only share a prefix.
+TAG_ENDPOINT = "bikeshare:endpoint"
+TAG_SMOKE = "bikeshare:smoke"  # "skipped" on a release deployed with --no-smoke
+SMOKE_SKIPPED = "skipped"
 
 
 @dataclass(frozen=True)
@@ -53,14 +62,25 @@ class EndpointSnapshot:
 
     @property
     def verified(self) -> bool:
-        """Whether this tool verified the config that is serving now."""
-        return self.tags.get(TAG_VERIFIED_CONFIG) == self.config_name
+        """Whether this tool verified the config that is serving now, smoke test included."""
+        return (
+            self.tags.get(TAG_VERIFIED_CONFIG) == self.config_name
+            and self.tags.get(TAG_UNVERIFIED_CONFIG) != self.config_name
+        )
+
+    @property
+    def unverified_reason(self) -> str | None:
+        """Why the record calls the serving config unverified, when the record says why."""
+        if self.tags.get(TAG_UNVERIFIED_CONFIG) == self.config_name:
+            return "it was deployed with --no-smoke, so its smoke test never ran"
+        return None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict for `status --json` and reports."""
         data = asdict(self)
         data["verified"] = self.verified
         data["previous_config"] = self.tags.get(TAG_PREVIOUS_CONFIG)
+        data["unverified_reason"] = self.unverified_reason
         return data
 
 
@@ -83,13 +103,7 @@ def describe_endpoint(sagemaker: Any, name: str) -> EndpointSnapshot | None:
         if error_code(error) in ACCESS_DENIED and not config_name.startswith(release_prefix(name)):
             raise _unreadable_release(name, config_name, error) from error
         raise
-    tags = {
-        t["Key"]: t["Value"]
-        for page in sagemaker.get_paginator("list_tags").paginate(
-            ResourceArn=endpoint["EndpointArn"]
-        )
-        for t in page.get("Tags", [])
-    }
+    tags = resource_tags(sagemaker, endpoint["EndpointArn"])
     return EndpointSnapshot(
         name=name,
         arn=endpoint["EndpointArn"],
@@ -176,6 +190,15 @@ def describe_release(sagemaker: Any, endpoint: str, config: str | None) -> dict[
     return {"config": config, "image_uri": variants[0].image, "model_data": variants[0].model_data}
 
 
+def resource_tags(sagemaker: Any, arn: str) -> dict[str, str]:
+    """Every tag of one resource (a release's config or model, an endpoint), every page."""
+    return {
+        tag["Key"]: tag["Value"]
+        for page in sagemaker.get_paginator("list_tags").paginate(ResourceArn=arn)
+        for tag in page.get("Tags", [])
+    }
+
+
 def release_name(endpoint_name: str, git_sha: str, now: datetime) -> str:
     """`<endpoint>-<sha7>-<yyyymmddHHMMSS>`, shortened at the front part to fit 63 characters.
 
@@ -188,5 +211,7 @@ def release_name(endpoint_name: str, git_sha: str, now: datetime) -> str:
 
 
 def release_prefix(endpoint_name: str) -> str:
-    """What every release name of this endpoint starts with (for pruning)."""
+    """What every release name of this endpoint starts with: what the roles may touch, and what
+    narrows a listing. Another endpoint's releases may start with it too (`X-eu`'s start with
+    `X-`): which endpoint a release belongs to is its TAG_ENDPOINT tag, never its name."""
     return endpoint_name[: NAME_LIMIT - len("-nosha00-yyyymmddHHMMSS")].rstrip("-") + "-"

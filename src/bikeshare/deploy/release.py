@@ -9,31 +9,44 @@ back to the recorded config and verify that too. Every exit says what is serving
 
 from __future__ import annotations
 
+import difflib
 import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from bikeshare.deploy import scaling
-from bikeshare.deploy.artifacts import fetch_archive, read_model_archive
-from bikeshare.deploy.aws import AwsTarget, error_code, error_message, rejected_credentials
+from bikeshare.deploy.artifacts import read_verified_archive
+from bikeshare.deploy.aws import (
+    AwsTarget,
+    error_code,
+    error_message,
+    is_not_found,
+    rejected_credentials,
+)
 from bikeshare.deploy.compatibility import check_compatible, image_runtime
 from bikeshare.deploy.ecr import registry_login
 from bikeshare.deploy.endpoint import (
+    ACCESS_DENIED,
     BROKEN,
     DEFAULT_VARIANT,
     IN_PROGRESS,
+    SMOKE_SKIPPED,
     TAG_DEPLOYED_AT,
+    TAG_ENDPOINT,
     TAG_GIT_SHA,
     TAG_PREVIOUS_CONFIG,
+    TAG_SMOKE,
+    TAG_UNVERIFIED_CONFIG,
     TAG_VERIFIED_CONFIG,
     EndpointSnapshot,
     describe_endpoint,
     release_name,
     release_prefix,
+    resource_tags,
 )
 from bikeshare.deploy.images import require_digest
 from bikeshare.deploy.registry import inspect_image, require_docker_media_type
@@ -153,6 +166,25 @@ def check_request(request: DeployRequest) -> None:
             raise BikeshareError("--bake-seconds must be between 0 and 3600")
 
 
+def check_instance_type(sagemaker: Any, instance_type: str) -> None:
+    """Refuse an instance type SageMaker's API does not accept for an endpoint variant, before
+    anything is created (it would otherwise be refused after CreateModel).
+
+    The list is the ProductionVariantInstanceType enum of the service model the client itself
+    sends with (botocore's, loaded at run time), so it moves with botocore and never goes stale.
+    """
+    shape = sagemaker.meta.service_model.shape_for("ProductionVariantInstanceType")
+    offered: list[str] = list(shape.enum)
+    if instance_type in offered:
+        return
+    close = difflib.get_close_matches(instance_type, offered, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise BikeshareError(
+        f"--instance-type {instance_type} is not a SageMaker endpoint instance type (botocore's "
+        f"service model lists {len(offered)}, e.g. ml.m5.large); {hint}nothing was changed"
+    )
+
+
 def deployment_config(request: DeployRequest) -> dict[str, Any]:
     """SageMaker's blue/green DeploymentConfig for the requested strategy."""
     routing: dict[str, Any] = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}
@@ -191,6 +223,7 @@ def deploy(
 ) -> Outcome:
     """Run one release end to end; raise DeployFailed (saying what serves) when it fails."""
     check_request(request)
+    check_instance_type(clients.sagemaker, request.instance_type)
     try:
         payload, current = _preflight(clients, request, say)
     except Exception as error:
@@ -224,7 +257,7 @@ def _preflight(
     """Read-only checks: who we are, the artifact, its smoke payload, the endpoint's state."""
     if clients.sts is not None:
         say(f"acting as {clients.sts.get_caller_identity()['Arn']}")
-    archive = read_model_archive(fetch_archive(clients.s3, request.model_data), request.model_data)
+    _, archive = read_verified_archive(clients.s3, request.model_data)  # hashed against its key
     payload = request.smoke_payload or archive.serving_example
     if request.smoke and payload is None:
         raise BikeshareError(
@@ -237,11 +270,21 @@ def _preflight(
 
 
 def _check_image(ecr: Any, request: DeployRequest, model_requirements: dict[str, str]) -> str:
-    """Docker v2 manifest, and a model runtime that can load this model; else refuse."""
+    """Docker v2 manifest, and a model runtime that can load this model; else refuse.
+
+    The ECR login goes to the registry ECR names for this account and region, never to the one
+    --image-uri names: any other registry is refused before it is contacted. The models bikeshare
+    creates pull in SageMaker's Platform mode, which reads only from ECR."""
     image = require_digest(request.image_uri)
     login = registry_login(ecr)
-    scheme = login.scheme if login.registry == image.registry else None
-    facts = inspect_image(image, login.username, login.password, scheme)
+    if image.registry != login.registry:
+        raise BikeshareError(
+            f"image {request.image_uri} is in registry {image.registry}, not this account's ECR "
+            f"registry {login.registry}; bikeshare sends the ECR login only there and SageMaker "
+            f"pulls this deploy's images only from ECR: push the image to {login.registry}; "
+            "nothing was changed"
+        )
+    facts = inspect_image(image, login.username, login.password, login.scheme)
     require_docker_media_type(facts, request.image_uri)
     runtime = image_runtime(facts.labels, request.image_uri)
     check_compatible(model_requirements, runtime, request.model_data, request.image_uri)
@@ -299,30 +342,56 @@ def _create_release(
     sagemaker: Any, request: DeployRequest, current: EndpointSnapshot | None, name: str
 ) -> None:
     variant = current.variants[0].name if current and current.variants else DEFAULT_VARIANT
-    tags = [
-        {"Key": TAG_GIT_SHA, "Value": request.git_sha},
-        {"Key": "bikeshare:image", "Value": request.image_uri[-256:]},
-        {"Key": "bikeshare:model-data", "Value": request.model_data[-256:]},
-    ]
     sagemaker.create_model(
         ModelName=name,
         ExecutionRoleArn=request.execution_role_arn,
         PrimaryContainer={"Image": request.image_uri, "ModelDataUrl": request.model_data},
-        Tags=tags,
+        Tags=release_tags(request),
     )
-    sagemaker.create_endpoint_config(
-        EndpointConfigName=name,
-        ProductionVariants=[
-            {
-                "VariantName": variant,
-                "ModelName": name,
-                "InstanceType": request.instance_type,
-                "InitialInstanceCount": request.instance_count,
-                "InitialVariantWeight": 1.0,
-            }
-        ],
-        Tags=tags,
-    )
+    try:
+        sagemaker.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[
+                {
+                    "VariantName": variant,
+                    "ModelName": name,
+                    "InstanceType": request.instance_type,
+                    "InitialInstanceCount": request.instance_count,
+                    "InitialVariantWeight": 1.0,
+                }
+            ],
+            Tags=release_tags(request),
+        )
+    except Exception as error:
+        # Nothing uses the model yet: whatever went wrong, it must not be left behind.
+        _delete_release(sagemaker, name)
+        if not error_code(error):
+            raise
+        serves = f"still serves {current.config_name}" if current else "does not exist yet"
+        raise DeployFailed(
+            f"SageMaker refused the endpoint config of {name}: {_short(error_message(error))}. "
+            f"Removed this release's model; nothing was changed: {request.endpoint_name} {serves}"
+        ) from error
+
+
+def release_tags(request: DeployRequest) -> list[dict[str, str]]:
+    """The tags of a release's model and config: which endpoint it belongs to (what pruning and
+    rollback trust, never the name), its commit, image and model data, and a skipped smoke test."""
+    tags = {
+        TAG_ENDPOINT: request.endpoint_name,
+        TAG_GIT_SHA: request.git_sha,
+        "bikeshare:image": request.image_uri[-256:],
+        "bikeshare:model-data": request.model_data[-256:],
+    }
+    if not request.smoke:
+        tags[TAG_SMOKE] = SMOKE_SKIPPED
+    return [{"Key": key, "Value": value} for key, value in tags.items()]
+
+
+def _short(message: str, limit: int = 300) -> str:
+    """An AWS message cut to one readable line (moto's enum refusals list every value)."""
+    line = " ".join(message.split())
+    return line if len(line) <= limit else line[: limit - 1] + "\u2026"
 
 
 def wait_until_settled(sagemaker: Any, name: str, polling: Polling, say: Say) -> EndpointSnapshot:
@@ -359,7 +428,7 @@ def _first_deploy(
     try:
         _create_endpoint(sagemaker, name, outcome.new_config, request.polling)
     except Exception as error:
-        if error_code(error) not in REFUSED:
+        if not _refused(error):
             raise
         _delete_release(sagemaker, outcome.new_config)
         try:
@@ -388,19 +457,34 @@ def _first_deploy(
             "endpoint, its config and model: nothing is left behind, nothing is serving"
         ) from error
     outcome.serving = outcome.new_config
-    _record(sagemaker, final, outcome.new_config, previous=None, git_sha=request.git_sha)
+    _record(
+        sagemaker,
+        final,
+        outcome.new_config,
+        previous=None,
+        git_sha=request.git_sha,
+        verified=request.smoke,
+    )
     scaling_failed = _scaling_after_release(
         clients, request, final, request.scaling, outcome.new_config, say
     )
     if scaling_failed is not None:
         raise scaling_failed
-    say(f"{name} is serving {outcome.new_config} (verified)")
+    say(f"{name} is serving {outcome.new_config} ({_verified_word(request)})")
     return outcome
 
 
 # What SageMaker answers when it did not accept a CreateEndpoint or UpdateEndpoint: the
 # release's config and model are removed and the message says what serves.
 REFUSED = frozenset({"ValidationException", "AccessDeniedException", "AccessDenied"})
+
+
+def _refused(error: Exception) -> bool:
+    """Whether SageMaker answered a call with an error (any code: REFUSED, a limit, throttling
+    once the retries ran out), so the call changed nothing. A lost connection is not a refusal:
+    the call may have been accepted, and its release may be in use."""
+    return bool(error_code(error))
+
 
 # SageMaker's CreateEndpoint reads the endpoint config with an eventually consistent read: right
 # after CreateEndpointConfig it may answer "Could not find endpoint configuration". AWS's
@@ -452,7 +536,7 @@ def _update(
             RetainAllVariantProperties=same_type,
         )
     except Exception as error:
-        if error_code(error) not in REFUSED:
+        if not _refused(error):
             raise
         _delete_release(sagemaker, new)
         _apply_scaling(clients, request, current, kept_scaling, say)
@@ -478,7 +562,14 @@ def _update(
             f"{serving.config_name} again (verified {serving.status})"
         ) from error
     outcome.serving = new
-    _record(sagemaker, final, new, previous=current.config_name, git_sha=request.git_sha)
+    _record(
+        sagemaker,
+        final,
+        new,
+        previous=current.config_name,
+        git_sha=request.git_sha,
+        verified=request.smoke,
+    )
     scaling_failed = _scaling_after_release(
         clients, request, final, request.scaling or kept_scaling, new, say
     )
@@ -493,8 +584,13 @@ def _update(
         ) from error
     if scaling_failed is not None:
         raise scaling_failed
-    say(f"{name} is serving {new} (verified)")
+    say(f"{name} is serving {new} ({_verified_word(request)})")
     return outcome
+
+
+def _verified_word(request: DeployRequest) -> str:
+    """What the last line calls the release: verified only if its smoke test passed."""
+    return "verified" if request.smoke else "InService, NOT verified: --no-smoke skipped the smoke"
 
 
 def _scaling_after_release(
@@ -629,20 +725,28 @@ def _record(
     final: EndpointSnapshot,
     config: str,
     previous: str | None,
-    git_sha: str | None,
-) -> None:
-    """Tag the endpoint with the deployment record: what was verified, what came before."""
-    tags = {
-        TAG_VERIFIED_CONFIG: config,
-        TAG_DEPLOYED_AT: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-    if git_sha:
-        tags[TAG_GIT_SHA] = git_sha
+    git_sha: str,
+    verified: bool = True,
+) -> dict[str, str]:
+    """Tag the endpoint with the deployment record: what serves, whether its smoke test passed
+    (verified) or never ran, its commit, what came before. Returns the tags written.
+
+    An unverified config is recorded under its own key, so the last verified config stays
+    known; the roles may add tags but not remove them, so a stale unverified key is overwritten.
+    """
+    tags = {TAG_DEPLOYED_AT: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), TAG_GIT_SHA: git_sha}
+    if verified:
+        tags[TAG_VERIFIED_CONFIG] = config
+        if TAG_UNVERIFIED_CONFIG in final.tags:
+            tags[TAG_UNVERIFIED_CONFIG] = "none"
+    else:
+        tags[TAG_UNVERIFIED_CONFIG] = config
     if previous:
         tags[TAG_PREVIOUS_CONFIG] = previous
     sagemaker.add_tags(
         ResourceArn=final.arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
     )
+    return tags
 
 
 def _delete_release(sagemaker: Any, name: str) -> None:
@@ -659,18 +763,62 @@ def _delete_release(sagemaker: Any, name: str) -> None:
 
 
 def prune_releases(sagemaker: Any, endpoint: str, keep: int, protect: set[str], say: Say) -> None:
-    """Delete this endpoint's oldest releases beyond `keep`, never the protected ones."""
+    """Delete this endpoint's oldest releases beyond `keep`, never the protected ones.
+
+    A release is this endpoint's when its config's TAG_ENDPOINT tag says so. The name prefix
+    only narrows the listing: `X-eu`'s releases start with `X-` too. Releases without the tag
+    (made by hand, or before bikeshare tagged them) are never pruned.
+    """
     prefix = release_prefix(endpoint)
     configs = []
     for page in sagemaker.get_paginator("list_endpoint_configs").paginate(NameContains=prefix):
         configs += [
-            c for c in page["EndpointConfigs"] if c["EndpointConfigName"].startswith(prefix)
+            c
+            for c in page["EndpointConfigs"]
+            if c["EndpointConfigName"].startswith(prefix) and _belongs(sagemaker, c, endpoint)
         ]
     configs.sort(key=lambda c: c["CreationTime"], reverse=True)
     for old in configs[keep:]:
         if old["EndpointConfigName"] not in protect:
             _delete_release(sagemaker, old["EndpointConfigName"])
             say(f"pruned old release {old['EndpointConfigName']}")
+
+
+def _belongs(sagemaker: Any, config: dict[str, Any], endpoint: str) -> bool:
+    """Whether a listed endpoint config is tagged as a release of `endpoint`. One this role may
+    not read, or that is gone by now, is not one to delete."""
+    try:
+        tags = resource_tags(sagemaker, config["EndpointConfigArn"])
+    except Exception as error:
+        if error_code(error) in ACCESS_DENIED or is_not_found(error):
+            return False
+        raise
+    return tags.get(TAG_ENDPOINT) == endpoint
+
+
+def _rollback_target(sagemaker: Any, current: EndpointSnapshot, config: str) -> dict[str, str]:
+    """The tags of the config a rollback goes to, once it is known to exist and not to be another
+    endpoint's release; else refuse, before anything changes."""
+    name = current.name
+    unchanged = f"nothing was changed: {name} still serves {current.config_name}"
+    try:
+        arn = sagemaker.describe_endpoint_config(EndpointConfigName=config)["EndpointConfigArn"]
+        tags = resource_tags(sagemaker, arn)
+    except Exception as error:
+        if is_not_found(error):
+            raise BikeshareError(f"endpoint config {config} does not exist; {unchanged}") from error
+        if error_code(error) in ACCESS_DENIED:
+            raise BikeshareError(
+                f"endpoint config {config} may not be read by this role ({error_message(error)}), "
+                f"so it is not a release of {name}; {unchanged}"
+            ) from error
+        raise
+    owner = tags.get(TAG_ENDPOINT, name)  # untagged: by hand or older, as adopted releases are
+    if owner != name:
+        raise BikeshareError(
+            f"endpoint config {config} is a release of {owner}, not of {name}; {unchanged}"
+        )
+    return tags
 
 
 def rollback(
@@ -692,7 +840,16 @@ def rollback(
         )
     if current.status in IN_PROGRESS:
         raise BikeshareError(f"endpoint {name} is {current.status}; wait for it, then roll back")
+    release = _rollback_target(clients.sagemaker, current, target)
     final = rollback_to(clients.sagemaker, name, target, polling, say)
-    # The release's own commit is in its model's tags; the record keeps which config came before.
-    _record(clients.sagemaker, final, target, previous=current.config_name, git_sha=None)
-    return final
+    # The record names the release now serving: its own commit (from its tags), whether it was
+    # ever smoke-tested, and the config rolled away from.
+    written = _record(
+        clients.sagemaker,
+        final,
+        target,
+        previous=current.config_name,
+        git_sha=release.get(TAG_GIT_SHA, "unknown"),
+        verified=release.get(TAG_SMOKE) != SMOKE_SKIPPED,
+    )
+    return replace(final, tags={**final.tags, **written})

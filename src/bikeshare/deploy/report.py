@@ -6,12 +6,19 @@ the Dagger release functions put it in their run report and the GitHub job summa
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from bikeshare.deploy.endpoint import describe_endpoint
 from bikeshare.deploy.release import Outcome, Say, say_on_stderr
+
+# After Ctrl-C, how long the report waits to learn what serves: a person is waiting to get
+# their prompt back, and the AWS client may be retrying a slow or unreachable endpoint.
+DESCRIBE_SECONDS = 5.0
 
 
 @dataclass
@@ -26,6 +33,7 @@ class ReleaseRecord:
     serving_now: str | None = None
     error: str | None = None
     seconds: float = 0.0
+    interrupted: str | None = None  # what serves, as far as known, when Ctrl-C stopped it
 
     def say(self) -> Say:
         """A progress printer that also keeps each line for the report."""
@@ -38,6 +46,8 @@ class ReleaseRecord:
 
     @property
     def result(self) -> str:
+        if self.interrupted is not None:
+            return "interrupted"
         if self.error is not None:
             return "failed"
         if self.outcome is not None and self.outcome.dry_run:
@@ -54,7 +64,9 @@ class ReleaseRecord:
         lines += [f"- {name}: `{value}`" for name, value in self.asked.items() if value]
         if self.outcome is not None:
             lines += _outcome_lines(self.outcome)
-        if self.serving_now:
+        if self.interrupted is not None:
+            lines.append(f"- serving now: {self.interrupted}")
+        elif self.serving_now:
             lines.append(f"- serving now: `{self.serving_now}`")
         if self.error is not None:
             lines += ["", "**Error**", "", "```text", self.error, "```"]
@@ -83,18 +95,63 @@ def write_report(record: ReleaseRecord, path: Path | None) -> None:
         path.write_text(record.markdown())
 
 
+def serving_now(sagemaker: Any, endpoint: str) -> str:
+    """One line on what the endpoint serves, for a report written after an interruption."""
+    snapshot = describe_endpoint(sagemaker, endpoint)
+    if snapshot is None:
+        return f"nothing: `{endpoint}` does not exist"
+    verified = "verified by bikeshare" if snapshot.verified else "not verified by bikeshare"
+    return f"`{endpoint}` is {snapshot.status} on `{snapshot.config_name}`, {verified}"
+
+
+def _within(seconds: float, describe: Callable[[], str]) -> str:
+    """`describe()` if it answers within `seconds`; else why not. It runs in a daemon thread,
+    so a hung AWS call never keeps an interrupted command from exiting."""
+    answer: list[str] = []
+
+    def run() -> None:
+        try:
+            answer.append(describe())
+        except Exception as error:  # the interruption is what the report is about
+            answer.append(f"unknown ({type(error).__name__}: {error})")
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    return answer[0] if answer else f"unknown (no answer from AWS within {seconds:g} s)"
+
+
+def interrupted_line(endpoint: str, serving: Callable[[], str] | None) -> str:
+    """What an interrupted command's report says serves: described, or unknown, and always the
+    command that tells for sure (SageMaker carries on with a change it accepted)."""
+    known = _within(DESCRIBE_SECONDS, serving) if serving is not None else "unknown"
+    check = f"`bikeshare status --endpoint-name {endpoint}`"
+    if known.startswith("unknown"):
+        return f"{known}; run {check} to see what serves"
+    return f"{known} (as the command stopped; SageMaker carries on: {check} tells what serves)"
+
+
 def recorded(
     record: ReleaseRecord,
     path: Path | None,
     run: Callable[[Say], Outcome],
     clock: Callable[[], float] = time.monotonic,
+    serving: Callable[[], str] | None = None,
 ) -> Outcome:
-    """Run a release step, then write its report, on failure too (the error is re-raised)."""
+    """Run a release step, then write its report, on failure too (the error is re-raised).
+
+    Interrupted (Ctrl-C), the report says so and what serves, from `serving` (best effort,
+    within DESCRIBE_SECONDS), and the interruption goes on.
+    """
     started = clock()
     try:
         record.outcome = run(record.say())
         record.serving_now = record.outcome.serving
         return record.outcome
+    except KeyboardInterrupt:
+        record.interrupted = interrupted_line(record.endpoint_name, serving)
+        record.error = "interrupted (Ctrl-C) before the command finished"
+        raise
     except Exception as error:
         record.error = str(error)
         raise

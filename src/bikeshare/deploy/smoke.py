@@ -1,4 +1,5 @@
-"""Smoke test: send the model's own serving example to the endpoint and check the answer."""
+"""Smoke test: send the model's own serving example (or a --payload file) to the endpoint and
+check the answer."""
 
 from __future__ import annotations
 
@@ -29,17 +30,22 @@ class SmokeResult:
         return f"{len(self.predictions)} prediction(s) [{shown}] in {self.latency_ms:.0f} ms"
 
 
-def expected_rows(payload: dict[str, Any]) -> int:
-    """How many predictions a payload must produce (dataframe_split or records payloads)."""
+def expected_rows(payload: dict[str, Any], source: str = "the smoke payload") -> int:
+    """How many predictions a payload must produce, in any shape the serving runtime reads."""
     try:
         return answers.expected_rows(payload)
     except answers.AnswerRejected as error:
-        raise SmokeFailed(str(error)) from None
+        raise SmokeFailed(f"{source}: {error}") from None
 
 
-def smoke_test(runtime: Any, endpoint_name: str, payload: dict[str, Any]) -> SmokeResult:
-    """Invoke the endpoint and validate: 200, JSON, one finite non-negative number per row."""
-    rows = expected_rows(payload)
+def smoke_test(
+    runtime: Any, endpoint_name: str, payload: dict[str, Any], source: str = "the smoke payload"
+) -> SmokeResult:
+    """Invoke the endpoint and validate: 200, JSON, one finite non-negative number per row.
+
+    `source` says where the payload came from (a --payload file, or the serving example of a
+    model archive), so a refusal blames the right one."""
+    rows = expected_rows(payload, source)
     started = time.monotonic()
     try:
         answer = runtime.invoke_endpoint(
@@ -49,18 +55,18 @@ def smoke_test(runtime: Any, endpoint_name: str, payload: dict[str, Any]) -> Smo
             Body=json.dumps(payload).encode(),
         )
     except Exception as error:
-        raise SmokeFailed(_invoke_failure(endpoint_name, error)) from error
+        raise SmokeFailed(_invoke_failure(endpoint_name, error, source)) from error
     latency_ms = (time.monotonic() - started) * 1000
     body = answer["Body"].read().decode("utf-8", errors="replace")
     return SmokeResult(check_answer(body, rows), latency_ms)
 
 
-def _invoke_failure(endpoint_name: str, error: Exception) -> str:
+def _invoke_failure(endpoint_name: str, error: Exception, source: str) -> str:
     message = error_message(error)
     if error_code(error) == "ModelError" and ("column" in message or "schema" in message.lower()):
         return (
-            f"{endpoint_name} refused the model's own serving example: the model and the payload "
-            f"disagree on the signature ({message})"
+            f"{endpoint_name} refused {source}: the model and the payload disagree on the "
+            f"signature ({message})"
         )
     return (
         f"invoking {endpoint_name} failed: {error_code(error) or type(error).__name__}: {message}"

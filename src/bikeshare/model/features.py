@@ -1,7 +1,9 @@
 """The model's input contract, defined once.
 
-The CSV reader (training), the model signature and the serving validator all check values against
-these definitions, so "hour must be an integer 0-23" means the same thing everywhere.
+The CSV reader (training), the synthetic history, the model signature, the serving validator, the
+CLI's help and the tests all read these definitions, so "hour must be an integer 0-23" means the
+same thing everywhere, and adding a feature is one `Feature(...)` line here plus its value in
+`EXAMPLE_ROW` (docs/guide.md, "Adding a feature to the model").
 """
 
 from __future__ import annotations
@@ -10,17 +12,30 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from bikeshare.errors import BikeshareError
+
 Kind = Literal["string", "integer", "number"]
 
 
 @dataclass(frozen=True)
 class Feature:
-    """One input column: its JSON kind and, for numbers, the inclusive range that makes sense."""
+    """One input column: its JSON kind and, for numbers, the inclusive range that makes sense.
+
+    `synthetic` names the generator in `bikeshare.model.data.SYNTHESISERS` that makes the column
+    of the synthetic training history; None (the default) draws values from the kind and range,
+    independent of demand, so a new feature trains at once but carries no signal.
+    """
 
     name: str
     kind: Kind
     minimum: float | None = None
     maximum: float | None = None
+    synthetic: str | None = None
+
+    @property
+    def dtype(self) -> str:
+        """The pandas dtype of the column in training frames and the signature."""
+        return _DTYPES[self.kind]
 
     def describe(self) -> str:
         """Human wording of what a valid value looks like, used in error messages."""
@@ -30,23 +45,43 @@ class Feature:
         return f"{noun} from {_fmt(self.minimum)} to {_fmt(self.maximum)}"
 
 
+_DTYPES: dict[Kind, str] = {"string": "object", "integer": "int64", "number": "float64"}
+
+
 def _fmt(bound: float | None) -> str:
     return "-inf" if bound is None else f"{bound:g}"
 
 
 FEATURES: tuple[Feature, ...] = (
-    Feature("station_id", "string"),
-    Feature("hour", "integer", 0, 23),
+    Feature("station_id", "string", synthetic="station"),
+    Feature("hour", "integer", 0, 23, synthetic="hour"),
     # Beyond these, a reading is a sensor fault or a unit mix-up (Fahrenheit, Kelvin), not weather.
-    Feature("temp_c", "number", -50.0, 55.0),
-    Feature("dow", "integer", 0, 6),
+    Feature("temp_c", "number", -50.0, 55.0, synthetic="temperature"),
+    Feature("dow", "integer", 0, 6, synthetic="dow"),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 FEATURES_BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
+FEATURE_DTYPES: dict[str, str] = {f.name: f.dtype for f in FEATURES}
 TARGET = "rides"
 
-# The seed runbook's example row; the model's input example and every smoke test use it.
+# The seed runbook's example row; the model's input example, the server's warm-up and every smoke
+# test use it. One value per feature, in FEATURES' order (checked below, at import).
 EXAMPLE_ROW: dict[str, Any] = {"station_id": "72", "hour": 8, "temp_c": 20.5, "dow": 2}
+
+
+def example_row_problem(row: dict[str, Any], features: tuple[Feature, ...]) -> str | None:
+    """Why the example row does not fit the features, or None when it does.
+
+    Its values are sent as a table with the features' columns in order, so a row with a missing,
+    extra or reordered key would be scored with values under the wrong columns."""
+    names = [f.name for f in features]
+    if list(row) != names:
+        return f"EXAMPLE_ROW must have exactly the columns {names} in this order, has {list(row)}"
+    for feature in features:
+        problem = value_problem(feature, row[feature.name])
+        if problem:
+            return f"EXAMPLE_ROW: {problem}"
+    return None
 
 
 def value_problem(feature: Feature, value: Any) -> str | None:
@@ -113,3 +148,10 @@ def _show(value: Any) -> str:
     )
     shown = text if len(text) <= 40 else text[:37] + "..."
     return f"{type_name} {shown}"
+
+
+# A feature added without its example value would otherwise surface much later, as a model whose
+# input example the server refuses; here it fails every import with the reason.
+_EXAMPLE_PROBLEM = example_row_problem(EXAMPLE_ROW, FEATURES)
+if _EXAMPLE_PROBLEM:
+    raise BikeshareError(f"src/bikeshare/model/features.py: {_EXAMPLE_PROBLEM}")

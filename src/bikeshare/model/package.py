@@ -8,6 +8,7 @@ import tarfile
 from pathlib import Path
 
 from bikeshare.errors import BikeshareError
+from bikeshare.model.trust import check_model_directory
 
 # Fixed metadata so the same directory always gives the same bytes (and so the same sha256, which
 # the release engine uses as the archive's S3 key).
@@ -16,7 +17,8 @@ _DIR_MODE = 0o755
 
 
 def check_model_dir(model_dir: Path) -> None:
-    """Refuse anything that is not an MLflow pyfunc model directory, naming what is missing."""
+    """Refuse anything but a model directory in the project's own format (bikeshare.model.trust),
+    naming what is missing or untrusted: packaging and serving both call this."""
     if not model_dir.is_dir():
         raise BikeshareError(f"{model_dir} is not a directory")
     mlmodel = model_dir / "MLmodel"
@@ -25,8 +27,7 @@ def check_model_dir(model_dir: Path) -> None:
             f"{model_dir} is not an MLflow model: no MLmodel file at its root "
             "(pass the directory `bikeshare train --output` wrote)"
         )
-    if "python_function:" not in mlmodel.read_text(encoding="utf-8", errors="replace"):
-        raise BikeshareError(f"{mlmodel} has no python_function flavor; SageMaker cannot serve it")
+    check_model_directory(model_dir)
 
 
 def package_model(model_dir: Path, output: Path) -> Path:

@@ -14,17 +14,18 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 
 from bikeshare.errors import BikeshareError
-from bikeshare.model.features import EXAMPLE_ROW, FEATURE_NAMES, FEATURES, TARGET
+from bikeshare.model.features import (
+    EXAMPLE_ROW,
+    FEATURE_DTYPES,
+    FEATURE_NAMES,
+    FEATURES,
+    TARGET,
+)
 from bikeshare.model.runtime import as_requirements, installed_versions
+from bikeshare.model.trust import SKOPS_TRUSTED_TYPES
 
 if TYPE_CHECKING:
     from mlflow.models import ModelSignature
-
-# skops refuses to load HistGradientBoosting's tree nodes unless told to trust them: a forged file
-# could index out of bounds. We only ever load archives this tool trained, and the release engine
-# uploads them under their sha256, so trusting exactly this one type is the narrow, honest choice
-# (pickle-based formats would trust arbitrary code instead).
-SKOPS_TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 
 HOLDOUT_FRACTION = 0.2
 
@@ -67,12 +68,14 @@ def build_pipeline(seed: int) -> Pipeline:
     arbitrary `functools.partial`s. Unknown stations map to -1 and get the learned low-id level.
     The single-row cost is the floor under serving latency; `benchmarks/serving.py` reports it.
     """
+    # Every string feature is a label like the station id, so every one is encoded here (the
+    # step keeps its original name); a string column left to the trees would fail to train.
     encode_station = ColumnTransformer(
         [
             (
                 "station",
                 OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
-                ["station_id"],
+                [f.name for f in FEATURES if f.kind == "string"],
             )
         ],
         remainder="passthrough",
@@ -137,7 +140,8 @@ def save_mlflow_model(
         model,
         str(output),
         serialization_format="skops",
-        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        # The trust model's own list: what the server will accept is what training trusts.
+        skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
         signature=model_signature(),
         input_example=example,
         pip_requirements=pinned_requirements(),
@@ -166,9 +170,7 @@ def model_signature() -> ModelSignature:
 
 def example_frame() -> pd.DataFrame:
     """The seed runbook's row as a frame with the signature's dtypes."""
-    return pd.DataFrame([EXAMPLE_ROW]).astype(
-        {"station_id": object, "hour": "int64", "temp_c": "float64", "dow": "int64"}
-    )
+    return pd.DataFrame([EXAMPLE_ROW], columns=list(FEATURE_NAMES)).astype(FEATURE_DTYPES)
 
 
 def pinned_requirements() -> list[str]:

@@ -16,14 +16,25 @@ class AnswerRejected(ValueError):
 
 
 def expected_rows(payload: dict[str, Any]) -> int:
-    """How many predictions a payload must produce (dataframe_split or records payloads)."""
+    """How many predictions a payload must produce, in every JSON shape the serving runtime
+    reads (serving/payload.py): dataframe_split, dataframe_records, instances, `inputs` as
+    records or as columns, and the runbook's `{"inputs": {"dataframe_split": ...}}`."""
+    inner = payload.get("inputs")
+    nested = isinstance(inner, dict) and len(inner) == 1 and len(payload) == 1
+    if nested and next(iter(inner)) in ("dataframe_split", "dataframe_records"):
+        payload = inner  # the runbook's nesting, unwrapped as the server unwraps it
     split = payload.get("dataframe_split")
     if isinstance(split, dict):
         return len(split.get("data", []))
     for key in ("dataframe_records", "instances", "inputs"):
         if isinstance(payload.get(key), list):
             return len(payload[key])
-    raise AnswerRejected(f"smoke payload has no rows in a known format: keys {sorted(payload)}")
+    columns = payload.get("inputs")
+    if isinstance(columns, dict) and columns:  # equal-length columns; a scalar is one row
+        lengths = {len(v) if isinstance(v, list) else 1 for v in columns.values()}
+        if len(lengths) == 1:
+            return lengths.pop()
+    raise AnswerRejected(f"payload has no rows in a known format: keys {sorted(payload)}")
 
 
 def check_answer(body: str, rows: int) -> list[float]:

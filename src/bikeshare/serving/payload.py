@@ -195,11 +195,19 @@ _ROW_READERS = {
 
 
 def rows_from_csv_text(text: str) -> list[Row]:
-    """Rows from a CSV body with a header line; cells stay text until checked."""
-    lines = list(csv.reader(io.StringIO(text)))
+    """Rows from a CSV body with a header line; cells stay text until checked.
+
+    Lines may end in LF, CRLF or a bare CR (old Mac and some Excel exports); a leading byte-order
+    mark (Excel's "CSV UTF-8") is not part of the first column name. Quoting is strict: text after
+    a closing quote, or a quote never closed, is refused rather than silently repaired.
+    """
+    lines = _csv_lines(text.removeprefix("\ufeff"))
     if not lines or not any(cell.strip() for cell in lines[0]):
         raise PayloadError("CSV body is empty; send a header line with the column names, then rows")
     header = [name.strip() for name in lines[0]]
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise PayloadError(f"the CSV header names the column {', '.join(twice)} twice")
     rows: list[Row] = []
     for number, cells in enumerate(lines[1:], start=2):
         if not cells:
@@ -210,6 +218,28 @@ def rows_from_csv_text(text: str) -> list[Row]:
             )
         rows.append({name: _CsvCell(cell) for name, cell in zip(header, cells, strict=True)})
     return rows
+
+
+def _csv_lines(text: str) -> list[list[str]]:
+    """Every CSV record as a list of cells, or a 400 naming the record the reader stopped at."""
+    # newline="" hands line endings to the csv module, which knows CR, LF and CRLF, and keeps
+    # them inside quoted cells; the default would refuse a bare CR with a csv.Error (a 500).
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    lines: list[list[str]] = []
+    try:
+        for cells in reader:
+            lines.append(cells)
+    except csv.Error as error:
+        # The record being read is the one after the last complete one.
+        number = len(lines) + 1
+        if "field larger than field limit" in str(error):
+            limit = csv.field_size_limit()
+            raise PayloadError(
+                f"CSV line {number} has a value longer than {limit} characters; no feature "
+                "takes a value that long"
+            ) from error
+        raise PayloadError(f"CSV line {number} is not valid CSV: {error}") from error
+    return lines
 
 
 class _CsvCell(str):

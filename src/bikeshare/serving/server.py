@@ -63,8 +63,10 @@ class ServeOptions:
 def load_model(model_dir: Path) -> PyFuncModel:
     """Load the MLflow model, or fail with a message that says where SageMaker puts it."""
     try:
-        check_model_dir(model_dir)
+        check_model_dir(model_dir)  # also the trust check: our own format only, nothing else
     except BikeshareError as error:
+        if (model_dir / "MLmodel").is_file():  # a model is there, but not one we serve
+            raise BikeshareError(f"cannot serve: {error}") from error
         raise BikeshareError(
             f"cannot serve: {error}. SageMaker unpacks the endpoint's ModelDataUrl archive into "
             f"{SAGEMAKER_MODEL_DIR}; locally, mount one there "
