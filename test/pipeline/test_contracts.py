@@ -494,11 +494,17 @@ async def test_test_report_returns_the_reports_when_tests_fail(
 
     engine = make_engine(answer)
     report = await pipeline.test_report()
-    (pytest_run,) = [p for p in engine.plans_ending_with("sync")]
-    assert calls(pytest_run, "withExec")[-1]["expect"] == dagger.ReturnType.ANY.value
+    runs = engine.plans_ending_with("sync")
+    assert len(runs) == len(checks.AREAS), "one pytest run per test area"
+    for pytest_run in runs:
+        assert calls(pytest_run, "withExec")[-1]["expect"] == dagger.ReturnType.ANY.value
     written = {f.args["path"]: f.args["contents"] for f in steps(report) if f.name == "withNewFile"}
     assert written == {checks.EXIT_CODE_FILE: "1\n"}
-    assert calls(steps(report), "directory")[-1]["path"] == checks.REPORTS
+    areas = {c["path"]: c["source"] for c in calls(steps(report), "withDirectory")}
+    assert list(areas) == list(checks.AREAS)
+    for area in areas.values():
+        assert calls(steps(area), "directory")[-1]["path"] == checks.REPORTS
+        assert calls(steps(area), "withNewFile")[-1]["contents"] == "1\n"
 
 
 async def test_a_failing_checks_stdout_is_in_cis_report(pipeline: Any, make_engine: Any) -> None:

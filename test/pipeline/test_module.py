@@ -19,7 +19,7 @@ from dagger import dag
 from dagger.client._core import Field
 
 import bikeshare_ci
-from bikeshare_ci import containers
+from bikeshare_ci import checks, containers
 from bikeshare_ci.main import CiFailed
 from bikeshare_ci.release import ECR_LOGIN_DIR
 from bikeshare_ci.report import FAILED, OUTCOME_FILE, SUCCEEDED, SUMMARY_FILE
@@ -38,13 +38,15 @@ from support.dagger_plans import (
     registered as registered_names,
 )
 
-CHECKS = {"lint", "test", "security", "terraform_validate", "image_test", "rehearse"}
+AREA_CHECKS = {f"test_{name}" for name in checks.AREAS}
+CHECKS = {"lint", "security", "terraform_validate", "image_test", "rehearse"} | AREA_CHECKS
 SIDE_EFFECTS = {
     "publish", "upload_model", "deploy", "promote", "rollback", "smoke", "status", "logs",
     "cd_staging", "replay", "replay_service",
 }  # fmt: skip
 EXPECTED = CHECKS | {
-    "ci", "test_report", "build", "tools", "model", "serve", "with_aws_oidc", "with_aws_keys",
+    "ci", "test", "test_report", "build", "tools", "model", "serve",
+    "with_aws_oidc", "with_aws_keys",
 }  # fmt: skip
 OBJECTS = ("BikeshareCi", "Release")
 # Quick and engine-free: also the subset the suite runs inside the tools container.
@@ -171,6 +173,7 @@ def test_checks_need_no_arguments_and_are_checks() -> None:
         assert all(p.has_default or p.is_nullable for p in fn.parameters.values()), name
         assert "Container" in str(fn.return_type), f"{name} must return the container it ran"
     assert not obj.functions["ci"].check, "ci runs the checks; it is not one"
+    assert not obj.functions["test"].check, "test runs the area checks; it is not one"
 
 
 def test_side_effects_are_never_cached() -> None:
@@ -278,6 +281,82 @@ def test_the_tools_container_installs_the_lock_before_the_source(pipeline: Any) 
     assert names.index("dockerBuild") < names.index("withDirectory") < names.index("withExec")
     assert calls(plan, "withMountedCache")[0]["path"] == containers.UV_CACHE
     assert calls(plan, "withExec")[-1]["args"] == ["uv", "sync", "--locked", "--all-extras"]
+
+
+def workspace_includes(plan: list[Field]) -> list[str] | None:
+    """The include patterns of the directory a tools container gets at /workspace (None: the
+    whole source, unfiltered)."""
+    (mounted,) = [c["source"] for c in calls(plan, "withDirectory")
+                  if c["path"] == containers.WORKSPACE]  # fmt: skip
+    filters = calls(steps(mounted), "filter")
+    return filters[-1]["include"] if filters else None
+
+
+def image_context_includes(plan: list[Field]) -> list[str]:
+    """The include patterns of the build context of the plan's dockerBuild."""
+    before = plan[: [f.name for f in plan].index("dockerBuild")]
+    return calls(before, "filter")[-1]["include"]
+
+
+@pytest.mark.parametrize("area", sorted(checks.AREAS))
+def test_each_area_runs_its_tests_on_only_its_inputs(pipeline: Any, area: str) -> None:
+    spec = checks.AREAS[area]
+    plan = steps(getattr(pipeline, f"test_{area}")())
+    expected = None if spec.everything else list(spec.inputs())
+    assert workspace_includes(plan) == expected
+    command = calls(plan, "withExec")[-1]["args"]
+    assert command == list(checks.pytest_command(paths=spec.pytest_paths()))
+    assert image_context_includes(plan) == list(checks.TOOLS_IMAGE_INPUTS)
+    assert validation_errors(plan) == []
+
+
+def test_the_checks_get_narrow_inputs_and_one_tools_image(pipeline: Any) -> None:
+    """Every check's tools image comes from the same few files, so it is built once and no
+    source change rebuilds it; each workspace is only what the check reads."""
+    assert workspace_includes(steps(pipeline.lint())) == list(checks.LINT_INPUTS)
+    assert workspace_includes(steps(pipeline.rehearse())) == list(checks.AREAS["deploy"].inputs())
+    model = steps(pipeline.model())
+    assert workspace_includes(model) == list(checks.PROJECT_INPUTS)
+    for plan in (steps(pipeline.lint()), steps(pipeline.rehearse()), model):
+        assert image_context_includes(plan) == list(checks.TOOLS_IMAGE_INPUTS)
+
+
+async def test_security_gets_its_inputs_and_the_serving_image_its_context(
+    pipeline: Any, engine: OfflineEngine
+) -> None:
+    assert workspace_includes(steps(await pipeline.security())) == list(checks.SECURITY_INPUTS)
+    served = steps(await pipeline.build())
+    assert image_context_includes(served) == list(checks.SERVING_IMAGE_INPUTS)
+
+
+def test_the_tools_image_inputs_are_what_its_dockerfile_stages_copy() -> None:
+    """The `tools` target (and the `uv` stage it builds on) COPYs these; a new COPY there
+    would be left out of the build context and fail the build, so it must be added here."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    stages = dockerfile.split("FROM uv AS build")[0]  # ARG, the uv stage, the tools stage
+    copied = {name.rstrip("*") for line in re.findall(r"^COPY (.*) \S+$", stages, re.M)
+              for name in line.split()}  # fmt: skip
+    assert copied == {"pyproject.toml", "uv.lock", "build-ca"}
+    assert {"pyproject.toml", "uv.lock", "build-ca.pem", "Dockerfile", ".dockerignore"} == set(
+        checks.TOOLS_IMAGE_INPUTS
+    )
+
+
+async def test_test_runs_every_area_and_tables_each(pipeline: Any, make_engine: Any) -> None:
+    def answer(plan: list[Field]) -> Any:
+        command = _last_exec(plan)
+        if plan[-1].name == "sync" and checks.AREAS["infra"].tests[0] in command:
+            raise exec_error(command, "", stdout="FAILED test/infra/test_terraform.py::x")
+        return default_answer(plan)
+
+    make_engine(answer)
+    with pytest.raises(CiFailed) as failed:
+        await pipeline.test()
+    message = str(failed.value)
+    assert "| test-infra | FAILED |" in message
+    assert "FAILED test/infra/test_terraform.py::x" in message
+    for area in set(checks.AREAS) - {"infra"}:
+        assert f"| test-{area} | passed |" in message
 
 
 async def test_the_base_image_is_the_dockerfile_one_and_every_image_is_pinned(
@@ -548,7 +627,7 @@ async def test_ci_runs_every_check_to_the_end_and_reports_every_failure(
     message = str(failed.value)
     assert "| lint | FAILED |" in message
     assert "| terraform-validate | FAILED |" in message
-    for passed in ("test", "security", "image-test", "rehearse"):
+    for passed in ("security", "image-test", "rehearse", *(f"test-{a}" for a in checks.AREAS)):
         assert f"| {passed} | passed |" in message
     assert "black: would reformat src/x.py" in message or "ruff:" in message
     assert "Error: Unsupported argument" in message

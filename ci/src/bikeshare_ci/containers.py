@@ -39,8 +39,11 @@ RUN_TOKEN_VARIABLE = "BIKESHARE_RUN"  # noqa: S105  # nosec B105
 
 
 def tools_image(source: dagger.Directory, base_image: str = PYTHON_BASE) -> dagger.Container:
-    """The Dockerfile's `tools` target: the locked dev toolchain, dependencies only."""
-    return source.docker_build(target="tools", build_args=[base_image_arg(base_image)])
+    """The Dockerfile's `tools` target: the locked dev toolchain, dependencies only.
+
+    Built from only what that target COPYs, so a source change never rebuilds it."""
+    context = source.filter(include=list(checks.TOOLS_IMAGE_INPUTS))
+    return context.docker_build(target="tools", build_args=[base_image_arg(base_image)])
 
 
 def base_image_arg(base_image: str) -> dagger.BuildArg:
@@ -48,16 +51,23 @@ def base_image_arg(base_image: str) -> dagger.BuildArg:
     return dagger.BuildArg(name="BASE_IMAGE", value=base_image or PYTHON_BASE)
 
 
-def tools_container(source: dagger.Directory, base_image: str = PYTHON_BASE) -> dagger.Container:
+def tools_container(
+    source: dagger.Directory,
+    base_image: str = PYTHON_BASE,
+    inputs: tuple[str, ...] | None = None,
+) -> dagger.Container:
     """The tools image with the repository on top and the project installed from the lock.
 
     The lock's dependencies are in the image already; only the project itself installs here, so a
     source change costs seconds. uv's cache is a cache volume (checkov's tool environment too).
+    `inputs` (checks.*_INPUTS, an area's inputs) narrows /workspace to the files a check reads,
+    so a change to any other file leaves the check's steps cached.
     """
+    workspace = source if inputs is None else source.filter(include=list(inputs))
     return (
         tools_image(source, base_image)
         .with_mounted_cache(UV_CACHE, dag.cache_volume("bikeshare-uv-cache"))
-        .with_directory(WORKSPACE, source)
+        .with_directory(WORKSPACE, workspace)
         .with_workdir(WORKSPACE)
         .with_exec(["uv", "sync", "--locked", "--all-extras"])
     )
@@ -75,8 +85,10 @@ def serving_image(
     platform: str,
     labels: dict[str, str],
 ) -> dagger.Container:
-    """The Dockerfile's `serving` target (no model inside), labelled for what it carries."""
-    image = source.docker_build(
+    """The Dockerfile's `serving` target (no model inside), labelled for what it carries; built
+    from what its .dockerignore lets through, so only a change to those rebuilds it."""
+    context = source.filter(include=list(checks.SERVING_IMAGE_INPUTS))
+    image = context.docker_build(
         target="serving",
         platform=dagger.Platform(platform),
         build_args=[
@@ -99,7 +111,7 @@ async def labelled_serving_image(
     """The serving image labelled with the model runtime it carries (from uv.lock, which deploy
     checks models against), the commit, the version and the repository."""
     runtime = await (
-        tools_container(source, base_image)
+        tools_container(source, base_image, checks.PROJECT_INPUTS)
         .with_exec(["bikeshare", "runtime-versions", "--lock", "uv.lock"])
         .stdout()
     )

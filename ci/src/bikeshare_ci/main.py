@@ -5,6 +5,7 @@ aws.py and the Markdown reports in report.py. The domain (training, serving, dep
 `bikeshare` CLI from src/; this module only runs it in containers, in order, with secrets.
 """
 
+import functools
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -148,24 +149,95 @@ class BikeshareCi:
     @check
     def lint(self, fresh: Annotated[bool, FRESH_DOC] = False) -> dagger.Container:
         """ruff and black from uv.lock, check only (CI never rewrites code)."""
-        return self._run_all(self._tools(fresh), checks.LINT)
+        return self._run_all(self._tools(fresh, checks.LINT_INPUTS), checks.LINT)
 
     @function(cache=CHECK_CACHE)
-    @check
-    def test(self, fresh: Annotated[bool, FRESH_DOC] = False) -> dagger.Container:
-        """The test suite with coverage and JUnit (tests that need Docker skip in here)."""
-        return self._pytest(fresh)
+    async def test(self, fresh: Annotated[bool, FRESH_DOC] = False) -> str:
+        """Every test area concurrently (the whole suite); a table, failing with each failure.
+
+        Each area is also a check of its own (`test-model`, `test-docs`...), with only the files
+        it reads, so an area whose files did not change is replayed from Dagger's cache.
+        """
+        return await _run_checks(self._area_runs(fresh))
 
     @function(cache=CHECK_CACHE)
     async def test_report(self) -> dagger.Directory:
-        """The `test` check's JUnit XML, coverage XML and exit-code, also when tests fail.
+        """Each test area's JUnit XML, coverage XML and exit-code, also when tests fail.
 
-        That is when the report is wanted, e.g. `test-report export --path=out`.
+        That is when the report is wanted, e.g. `test-report export --path=out`: a directory
+        per area (model/junit.xml, ...), and `exit-code` at the top, the first non-zero one.
         """
-        ran = await self._pytest(False, expect=ReturnType.ANY).sync()
-        return ran.directory(checks.REPORTS).with_new_file(
-            checks.EXIT_CODE_FILE, f"{await ran.exit_code()}\n"
-        )
+        runs = {name: self._pytest(name, False, expect=ReturnType.ANY) for name in checks.AREAS}
+        codes: dict[str, int] = {}
+
+        async def run(name: str) -> None:
+            codes[name] = await (await runs[name].sync()).exit_code()
+
+        async with anyio.create_task_group() as group:  # the areas run concurrently
+            for name in runs:
+                group.start_soon(run, name)
+        report = dag.directory()
+        for name, ran in runs.items():  # in the table's order
+            area = ran.directory(checks.REPORTS).with_new_file(
+                checks.EXIT_CODE_FILE, f"{codes[name]}\n"
+            )
+            report = report.with_directory(name, area)
+        first_failure = next((codes[name] for name in runs if codes[name]), 0)
+        return report.with_new_file(checks.EXIT_CODE_FILE, f"{first_failure}\n")
+
+    # One check per test area (checks.AREAS): its container holds only the area's inputs.
+
+    @function(cache=CHECK_CACHE)
+    @check
+    def test_model(self, fresh: Annotated[bool, FRESH_DOC] = False) -> dagger.Container:
+        """The model's tests (test/model): features, training, packaging, trust."""
+        return self._pytest("model", fresh)
+
+    @function(cache=CHECK_CACHE)
+    @check
+    def test_serving(self, fresh: Annotated[bool, FRESH_DOC] = False) -> dagger.Container:
+        """The serving runtime's tests (test/serving): payloads, the app, gunicorn, the probe."""
+        return self._pytest("serving", fresh)
+
+    @function(cache=CHECK_CACHE)
+    @check
+    def test_deploy(self, fresh: Annotated[bool, FRESH_DOC] = False) -> dagger.Container:
+        """The release engine's tests (test/deploy) against the local AWS stand-in."""
+        return self._pytest("deploy", fresh)
+
+    @function(cache=CHECK_CACHE)
+    @check
+    def test_pipeline(self, fresh: Annotated[bool, FRESH_DOC] = False) -> dagger.Container:
+        """This module offline, and every check's commands run for real (test/pipeline)."""
+        return self._pytest("pipeline", fresh)
+
+    @function(cache=CHECK_CACHE)
+    @check
+    def test_infra(self, fresh: Annotated[bool, FRESH_DOC] = False) -> dagger.Container:
+        """The Terraform's tests (test/infra): validity, checkov, the release engine's IAM."""
+        return self._pytest("infra", fresh)
+
+    @function(cache=CHECK_CACHE)
+    @check
+    def test_workflows(self, fresh: Annotated[bool, FRESH_DOC] = False) -> dagger.Container:
+        """The GitHub workflows' tests and .ci/run's (test/workflows, test/test_ci_entry.py)."""
+        return self._pytest("workflows", fresh)
+
+    @function(cache=CHECK_CACHE)
+    @check
+    def test_cli(self, fresh: Annotated[bool, FRESH_DOC] = False) -> dagger.Container:
+        """The `bikeshare` command line as a whole (test/test_cli.py)."""
+        return self._pytest("cli", fresh)
+
+    @function(cache=CHECK_CACHE)
+    @check
+    def test_docs(self, fresh: Annotated[bool, FRESH_DOC] = False) -> dagger.Container:
+        """README and guide against the whole repository, and the area table's own checks.
+
+        The one area with every file: its tests check paths the docs name (test/docs), and
+        that every other area's inputs cover what its tests read (test_area_inputs.py).
+        """
+        return self._pytest("docs", fresh)
 
     @function(cache=CHECK_CACHE)
     @check
@@ -175,7 +247,9 @@ class BikeshareCi:
         actionlint = containers.actionlint_container(workflows, self.actionlint_image)
         command = checks.actionlint_command(await workflows.entries())
         await self._fresh(actionlint, fresh).with_exec(list(command)).sync()
-        tools = self._tools(fresh).with_directory(checks.AUDIT_DIR, dag.directory())
+        tools = self._tools(fresh, checks.SECURITY_INPUTS).with_directory(
+            checks.AUDIT_DIR, dag.directory()
+        )
         return self._run_all(tools, checks.SECURITY)
 
     @function(cache=CHECK_CACHE)
@@ -207,31 +281,27 @@ class BikeshareCi:
 
         Inside the tools container: `bikeshare deploy` of v1 and v2 with an image pushed to the
         stand-in's registry, an injected smoke failure rolled back, and a verified rollback. The
-        module's own publish and cd-staging are not part of it.
+        module's own publish and cd-staging are not part of it. It gets the deploy area's inputs.
         """
-        return self._tools(fresh).with_exec(list(checks.REHEARSAL))
+        inputs = checks.AREAS["deploy"].inputs()
+        return self._tools(fresh, inputs).with_exec(list(checks.REHEARSAL))
 
     @function(cache=CHECK_CACHE)
     async def ci(self, fresh: Annotated[bool, FRESH_DOC] = False) -> str:
-        """Every check concurrently; a table of results, failing with every failure's output."""
+        """Every check concurrently, each test area on its own; a table, failing with each failure.
+
+        Each check's container holds only the files it reads: a check whose files did not
+        change is replayed from Dagger's cache (a docs/ edit re-runs test-docs alone).
+        """
         runs: dict[str, Callable[[], Awaitable[dagger.Container]]] = {
             "lint": lambda: _now(self.lint(fresh)),
-            "test": lambda: _now(self.test(fresh)),
+            **self._area_runs(fresh),
             "security": lambda: self.security(fresh),
             "terraform-validate": lambda: _now(self.terraform_validate(fresh)),
             "image-test": lambda: self.image_test(fresh),
             "rehearse": lambda: _now(self.rehearse(fresh)),
         }
-        results: list[StepResult] = []
-        async with anyio.create_task_group() as group:
-            for name, run in runs.items():
-                group.start_soon(_record_check, name, run, results)
-        results.sort(key=lambda r: list(runs).index(r.name))
-        table = steps_table(results)
-        print(table)
-        if any(not r.passed for r in results):
-            raise CiFailed(f"{table}\n\n{failures(results)}")
-        return table
+        return await _run_checks(runs)
 
     # ---- images, models, services --------------------------------------------------------------
 
@@ -266,7 +336,7 @@ class BikeshareCi:
         A release ships a model on real data: `model --data=rides.csv export --path=...`,
         then `upload-model`, then CD with its URI (docs/guide.md).
         """
-        return containers.trained_model(self._tools(), seed, data)
+        return containers.trained_model(self._tools(inputs=checks.PROJECT_INPUTS), seed, data)
 
     @function
     async def serve(
@@ -277,7 +347,7 @@ class BikeshareCi:
     ) -> dagger.Service:
         """The serving image running a model as SageMaker runs it (`serve up --ports 8080:8080`)."""
         archive = model or self.model()
-        model_dir = containers.unpacked_model(self._tools(), archive)
+        model_dir = containers.unpacked_model(self._tools(inputs=checks.PROJECT_INPUTS), archive)
         return await containers.model_service(await self.build(), model_dir)
 
     # ---- helpers (not functions) ---------------------------------------------------------------
@@ -291,15 +361,33 @@ class BikeshareCi:
             aws=aws,
         )
 
-    def _tools(self, fresh: bool = False) -> dagger.Container:
-        return self._fresh(containers.tools_container(self.source, self.base_image), fresh)
+    def _tools(
+        self, fresh: bool = False, inputs: tuple[str, ...] | None = None
+    ) -> dagger.Container:
+        """The tools container; with `inputs`, /workspace holds only those files."""
+        tools = containers.tools_container(self.source, self.base_image, inputs)
+        return self._fresh(tools, fresh)
 
-    def _pytest(self, fresh: bool, expect: ReturnType = ReturnType.SUCCESS) -> dagger.Container:
+    def _pytest(
+        self, area: str, fresh: bool, expect: ReturnType = ReturnType.SUCCESS
+    ) -> dagger.Container:
+        """One test area's pytest run, on exactly that area's inputs (the whole source for an
+        area marked `everything`)."""
+        spec = checks.AREAS[area]
+        inputs = None if spec.everything else spec.inputs()
+        command = checks.pytest_command(paths=spec.pytest_paths())
         return (
-            self._tools(fresh)
+            self._tools(fresh, inputs)
             .with_directory(checks.REPORTS, dag.directory())
-            .with_exec(list(checks.pytest_command()), expect=expect)
+            .with_exec(list(command), expect=expect)
         )
+
+    def _area_runs(self, fresh: bool) -> dict[str, Callable[[], Awaitable[dagger.Container]]]:
+        """Each test area's check by its function name (test-model...), in the table's order."""
+        return {
+            f"test-{name}": functools.partial(_now, self._pytest(name, fresh))
+            for name in checks.AREAS
+        }
 
     @staticmethod
     def _run_all(
@@ -316,6 +404,20 @@ class BikeshareCi:
 
 async def _now(container: dagger.Container) -> dagger.Container:
     return await container.sync()
+
+
+async def _run_checks(runs: dict[str, Callable[[], Awaitable[dagger.Container]]]) -> str:
+    """Run checks concurrently to the end; their table, or CiFailed with every failure."""
+    results: list[StepResult] = []
+    async with anyio.create_task_group() as group:
+        for name, run in runs.items():
+            group.start_soon(_record_check, name, run, results)
+    results.sort(key=lambda r: list(runs).index(r.name))
+    table = steps_table(results)
+    print(table)
+    if any(not r.passed for r in results):
+        raise CiFailed(f"{table}\n\n{failures(results)}")
+    return table
 
 
 async def _record_check(
