@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from support import run_cli
+
+# One OpenMP thread in this process and every process it starts (CLIs, `bikeshare serve`), as
+# the serving image runs. On CI's 2 cores, shared with servers and containers, OpenMP's spinning
+# threads made each HistGradientBoosting fit 10-20x slower (the determinism test: 19.8 s, 1.2 s
+# with one thread). Set before anything imports scikit-learn: OpenMP reads it once, at load.
+os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,17 @@
 """The CLI contract: --help everywhere, 0 on success, one-line reason and non-zero on failure."""
 
 import argparse
+import gzip
+import io
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from bikeshare.cli import build_parser
+from bikeshare.errors import BikeshareError
 from bikeshare.model.features import FEATURE_NAMES, TARGET
 from support import run_cli
 from support.rows import csv_text, example_row
@@ -251,6 +255,10 @@ def _kinds(command: str) -> list[tuple[str, list[str]]]:
             kinds.append((f"directory as {name}", _with(argv, name, "{tmp}")))
         if name in ARCHIVES:
             kinds.append((f"non-tar {name}", _with(argv, name, "{junk}")))
+            kinds.append((f"invalid example JSON archive {name}", _with(argv, name, "{badjson}")))
+            kinds.append((f"chained tar headers {name}", _with(argv, name, "{chain}")))
+        if name == "--payload":
+            kinds.append((f"not UTF-8 payload {name}", _with(argv, name, "{utf16}")))
         if name in ENDPOINT_NAMES:
             kinds += [(f"bad {name} {bad!r}", _with(argv, name, bad)) for bad in BAD_ENDPOINT_NAMES]
     if "--endpoint-url" in names:
@@ -296,8 +304,16 @@ def test_every_failure_kind_is_one_line_everywhere(
     junk.write_bytes(b"not a tarball\n" * 10)
     payload = tmp_path / "payload.json"
     payload.write_text('{"dataframe_split": {"columns": ["hour"], "data": [[8]]}}')
+    utf16 = tmp_path / "utf16.json"  # what PowerShell 5's `>` writes
+    utf16.write_bytes(payload.read_text().encode("utf-16"))
+    badjson, chain = tmp_path / "badjson.tar.gz", tmp_path / "chain.tar.gz"
+    if "{badjson}" in argv:
+        badjson.write_bytes(_with_invalid_example(model_archive))
+    if "{chain}" in argv:
+        chain.write_bytes(_header_chain(5000))
     places = {"{tmp}": str(tmp_path), "{archive}": str(model_archive), "{junk}": str(junk),
-              "{payload}": str(payload)}  # fmt: skip
+              "{payload}": str(payload), "{utf16}": str(utf16), "{badjson}": str(badjson),
+              "{chain}": str(chain)}  # fmt: skip
     for place, value in places.items():
         argv = [word.replace(place, value) for word in argv]
 
@@ -315,6 +331,37 @@ def test_every_failure_kind_is_one_line_everywhere(
         assert f"{kind.split()[1]} is empty" in line
     elif kind.startswith("bad --"):
         assert "is not a SageMaker endpoint name" in line or "is empty" in line
+    elif kind.startswith("not UTF-8"):
+        assert f"{utf16} is not UTF-8 text (it starts with a UTF-16 byte-order mark)" in line
+    elif kind.startswith("invalid example JSON"):
+        assert f"{badjson} is not a model bikeshare serves: its serving_input_example.json" in line
+    elif kind.startswith("chained tar headers"):
+        assert f"{chain} is not a readable tar.gz model archive: more than " in line
+
+
+def _with_invalid_example(model_archive: Path) -> bytes:
+    """The real archive with a serving_input_example.json that is not JSON."""
+    raw = io.BytesIO()
+    with tarfile.open(model_archive) as source, tarfile.open(fileobj=raw, mode="w") as target:
+        for info in source.getmembers():
+            data = source.extractfile(info).read() if info.isfile() else None  # type: ignore[union-attr]
+            if info.name == "serving_input_example.json":
+                data = b"{not json"
+                info.size = len(data)
+            target.addfile(info, io.BytesIO(data) if data is not None else None)
+    return gzip.compress(raw.getvalue())
+
+
+def _header_chain(links: int) -> bytes:
+    """GNU long-name headers in a row, each read by a recursion in tarfile."""
+    raw = io.BytesIO()
+    name = b"A" * 100 + b"\0"
+    for _ in range(links):
+        link = tarfile.TarInfo("././@LongLink")
+        link.type, link.size = tarfile.GNUTYPE_LONGNAME, len(name)
+        raw.write(link.tobuf(format=tarfile.GNU_FORMAT)[:512] + name.ljust(512, b"\0"))
+    raw.write(tarfile.TarInfo("MLmodel").tobuf(format=tarfile.USTAR_FORMAT) + bytes(1024))
+    return gzip.compress(raw.getvalue())
 
 
 def test_the_failure_table_covers_every_subcommand_and_kind() -> None:
@@ -330,3 +377,18 @@ def test_the_failure_table_covers_every_subcommand_and_kind() -> None:
         if names & ENDPOINT_NAMES:
             assert (command, "bad") in kinds
     assert {c for c, _ in kinds} == set(_subcommands())
+
+
+def test_a_payload_file_is_read_as_utf8_with_or_without_a_bom(tmp_path: Path) -> None:
+    """What --payload reads in probe, smoke, deploy and promote, whatever the machine's locale:
+    UTF-8, and the byte-order mark Windows editors put before it; the table above covers the
+    refusal of anything else."""
+    from bikeshare.deploy.smoke import read_payload
+
+    body = '{"dataframe_split": {"columns": ["station_id"], "data": [["Zürich"]]}}'
+    for name, data in (("plain", body.encode()), ("bom", b"\xef\xbb\xbf" + body.encode())):
+        (tmp_path / name).write_bytes(data)
+        assert read_payload(tmp_path / name)["dataframe_split"]["data"] == [["Zürich"]]
+    (tmp_path / "latin1").write_bytes(body.encode("latin-1"))
+    with pytest.raises(BikeshareError, match=r"latin1 is not UTF-8 text: byte 60 is 0xfc; save"):
+        read_payload(tmp_path / "latin1")

@@ -79,6 +79,25 @@ data "aws_iam_policy_document" "models_bucket" {
     }
   }
 
+  # ... and with the header, only `*` ("create, never overwrite"): any other value (an ETag) is
+  # not a create-only write. S3 answers those 501 today; this keeps the rule the policy's own,
+  # not an accident of what S3 implements. A separate statement: conditions in one are ANDed.
+  statement {
+    sid       = "DenyNonCreatingWritesOfModelArchives"
+    effect    = "Deny"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.models.arn}/${var.model_prefix}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "StringNotEquals"
+      variable = "s3:if-none-match"
+      values   = ["*"]
+    }
+  }
+
   # Deleting a key would make the write-once rule moot (a delete marker, then a fresh PUT); a
   # model archive leaves only by a change to this policy. Lifecycle expiry is not a request.
   statement {

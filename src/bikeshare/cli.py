@@ -50,11 +50,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _probe(args: argparse.Namespace) -> int:
     from bikeshare.deploy.artifacts import read_model_archive
-    from bikeshare.deploy.smoke import load_payload
+    from bikeshare.deploy.smoke import read_payload
     from bikeshare.serving.probe import probe
 
     if args.payload:
-        payload = load_payload(args.payload.read_text(), str(args.payload))
+        payload = read_payload(args.payload)
     else:
         archive = read_model_archive(args.model_archive.read_bytes(), str(args.model_archive))
         if archive.serving_example is None:

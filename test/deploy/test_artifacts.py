@@ -18,9 +18,12 @@ from typing import Any
 import boto3
 import pytest
 
+from bikeshare.deploy import artifacts
 from bikeshare.deploy.artifacts import (
+    MAX_CHAINED_HEADERS,
     MAX_MEMBERS,
     MAX_UNPACKED_BYTES,
+    parse_s3_uri,
     read_model_archive,
     safe_extract,
     unpack_model,
@@ -65,14 +68,33 @@ def model_members(model_archive: Path) -> list[tuple[tarfile.TarInfo, bytes | No
 
 def with_mlmodel(model_archive: Path, old: str, new: str) -> bytes:
     """The real archive with one change in its MLmodel (which must apply)."""
+    return with_member(model_archive, "MLmodel", old, new)
+
+
+def with_member(model_archive: Path, name: str, old: str, new: str) -> bytes:
+    """The real archive with one change in one of its text members (which must apply)."""
     members = []
     for info, data in model_members(model_archive):
-        if info.name == "MLmodel":
+        if info.name == name:
             assert data is not None
-            assert old.encode() in data, f"no {old!r} in the MLmodel"
-            info, data = regular("MLmodel", data.replace(old.encode(), new.encode()))
+            assert old.encode() in data, f"no {old!r} in {name}"
+            info, data = regular(name, data.replace(old.encode(), new.encode()))
         members.append((info, data))
     return tar_gz(members)
+
+
+def header_chain(links: int) -> bytes:
+    """`links` GNU long-name headers in a row, then an empty MLmodel: tarfile reads each link by
+    recursing into the next (the reviewer's /tmp/rv/mk_chain.py)."""
+    raw = io.BytesIO()
+    name = b"A" * 100 + b"\0"
+    for _ in range(links):
+        link = tarfile.TarInfo("././@LongLink")
+        link.type, link.size = tarfile.GNUTYPE_LONGNAME, len(name)
+        raw.write(link.tobuf(format=tarfile.GNU_FORMAT)[:512])
+        raw.write(name.ljust(512, b"\0"))
+    raw.write(tarfile.TarInfo("MLmodel").tobuf(format=tarfile.USTAR_FORMAT) + bytes(1024))
+    return gzip.compress(raw.getvalue())
 
 
 def size_bomb(size: int) -> bytes:
@@ -321,3 +343,163 @@ def test_an_untrusted_model_is_refused_at_upload_and_at_deploy_preflight(
     with pytest.raises(BikeshareError, match=f"is not a model bikeshare serves: .*{said}"):
         deploy(aws.clients, aws.request(STAGING, f"s3://{BUCKET}/{key}"), say=quiet)
     nothing_released(aws)
+
+
+# -- review of issue 20: what is checked is what is extracted and loaded ------------------------
+
+
+def test_a_path_that_occurs_twice_is_refused_so_the_checked_file_is_the_loaded_one(
+    model_archive: Path, tmp_path: Path
+) -> None:
+    """`MLmodel` (trusted) then `./MLmodel` (cloudpickle): both unpack to one file, the last."""
+    members = model_members(model_archive)
+    mlmodel = next(data for info, data in members if info.name == "MLmodel")
+    assert mlmodel is not None
+    cloudpickle = mlmodel.replace(b"serialization_format: skops", b"serialization_format: pickle")
+    twice = tar_gz([*members, regular("./MLmodel", cloudpickle)])
+    with pytest.raises(BikeshareError) as refused:
+        read_model_archive(twice, "dup.tar.gz")
+    assert str(refused.value) == (
+        "dup.tar.gz holds 'MLmodel' more than once (as './MLmodel' too); a model archive names "
+        "each file once"
+    )
+    with pytest.raises(BikeshareError, match="holds 'MLmodel' more than once"):
+        unpack_model(twice, "dup.tar.gz", tmp_path / "out")
+    assert not (tmp_path / "out").exists(), "nothing was unpacked"
+    directory = tarfile.TarInfo("model.skops/")
+    directory.type = tarfile.DIRTYPE
+    with pytest.raises(BikeshareError, match=r"holds 'model\.skops' more than once"):
+        read_model_archive(tar_gz([*members, (directory, None)]), "dir.tar.gz")
+
+
+def test_a_chain_of_tar_metadata_headers_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """5000 chained GNU long-name headers made tarfile recurse past Python's limit."""
+    for links in (MAX_CHAINED_HEADERS + 1, 5000):
+        with pytest.raises(BikeshareError) as refused:
+            read_model_archive(header_chain(links), "chain.tar.gz")
+        assert str(refused.value) == (
+            "chain.tar.gz is not a readable tar.gz model archive: more than "
+            f"{MAX_CHAINED_HEADERS} tar metadata headers in a row (a malformed or hostile archive)"
+        )
+    # Should the cap ever be raised past what the stack holds: still one line, not a traceback.
+    monkeypatch.setattr(artifacts, "MAX_CHAINED_HEADERS", 10**6)
+    with pytest.raises(BikeshareError) as refused:
+        read_model_archive(header_chain(5000), "chain.tar.gz")
+    assert str(refused.value) == (
+        "chain.tar.gz is not a readable tar.gz model archive: its tar headers nest too deeply"
+    )
+
+
+def test_long_names_in_pax_and_gnu_archives_are_still_read(model_archive: Path) -> None:
+    """The chain cap leaves room for what tar tools write for one long name."""
+    long = regular("notes/" + "n" * 200, b"a long name")
+    pax = tar_gz([*model_members(model_archive), long])
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        for info, data in [*model_members(model_archive), long]:
+            archive.addfile(info, io.BytesIO(data) if data is not None else None)
+    for data in (pax, gzip.compress(raw.getvalue())):
+        assert read_model_archive(data, "long.tar.gz").requirements["scikit-learn"]
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "said"),
+    [
+        ("requirements.txt", "numpy==", "this\nnumpy==", "'this', is not a `name==version` pin"),
+        ("requirements.txt", "numpy==", "-r /etc/os-release\nnumpy==", "'-r /etc/os-release'"),
+        ("serving_input_example.json", "{", "{{", "its serving_input_example.json is not JSON"),
+    ],
+)
+def test_an_archive_with_bad_requirements_or_example_is_refused_in_one_line(
+    model_archive: Path, name: str, old: str, new: str, said: str
+) -> None:
+    with pytest.raises(BikeshareError) as refused:
+        read_model_archive(with_member(model_archive, name, old, new), "m.tar.gz")
+    assert str(refused.value).startswith("m.tar.gz is not a model bikeshare serves: ")
+    assert said in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("name", ["requirements.txt", "conda.yaml", "python_env.yaml"])
+def test_an_archive_without_an_environment_file_or_with_it_linked_is_refused(
+    model_archive: Path, name: str
+) -> None:
+    others = [m for m in model_members(model_archive) if m[0].name != name]
+    with pytest.raises(BikeshareError, match=f"{name} is not a regular file in it"):
+        read_model_archive(tar_gz(others), "m.tar.gz")
+    link = tarfile.TarInfo(name)
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/os-release"
+    with pytest.raises(BikeshareError, match="which is not a regular file or directory"):
+        read_model_archive(tar_gz([*others, (link, None)]), "m.tar.gz")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "s3://b/models/" + "ab" * 32 + "/model`.tar.gz",
+        "s3://b/models/" + "ab" * 32 + "/model.tar.gz\n# injected",
+        "s3://b/models/" + "ab" * 32 + "/model .tar.gz",
+        "s3://b/models/" + "ab" * 32 + "/model\u202e.tar.gz",  # a right-to-left override
+        "s3://b/models/" + "ab" * 32 + "/model\x1b[2J.tar.gz",
+    ],
+)
+def test_uris_that_would_break_out_of_a_summary_line_are_refused(uri: str) -> None:
+    named = "ab" * 32
+    for check in (parse_s3_uri, lambda u: verified_archive(bytes.fromhex(named), u)):
+        with pytest.raises(BikeshareError) as refused:
+            check(uri)
+        message = str(refused.value)
+        assert message.startswith(f"model data {uri!r} holds ")
+        assert "no whitespace, control characters or backticks" in message
+        assert message.isprintable(), "the refusal itself is one plain line"
+
+
+def test_an_upload_to_a_key_that_holds_other_bytes_is_refused(
+    aws: Aws, model_archive: Path
+) -> None:
+    """A key squatted before the upload (here by the account administrator): the no-op would
+    have printed its URI as this archive's, and the key is write-once, so it stays wrong."""
+    digest = hashlib.sha256(model_archive.read_bytes()).hexdigest()
+    key = f"models/{digest}/model.tar.gz"
+    admin = aws.target.client("s3")
+    admin.put_object(
+        Bucket=BUCKET, Key=key, Body=b"other bytes", Metadata={"sha256": digest}
+    )  # the metadata claims the digest: only S3's own checksum (or the bytes) can tell
+    with pytest.raises(BikeshareError) as refused:
+        upload_model(aws.clients.s3, model_archive, BUCKET, "models", "cafe")
+    assert str(refused.value).startswith(
+        f"s3://{BUCKET}/{key} already holds other bytes than {model_archive} ("
+    )
+    assert "Nothing was uploaded" in str(refused.value)
+    assert admin.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"other bytes"
+    admin.put_object(Bucket=BUCKET, Key=key, Body=b"x", ChecksumAlgorithm="SHA256")
+    with pytest.raises(BikeshareError, match=r"already holds other bytes than .*SHA-256 "):
+        upload_model(aws.clients.s3, model_archive, BUCKET, "models", "cafe")
+
+
+def test_an_upload_of_the_same_bytes_is_a_no_op_with_or_without_a_stored_checksum(
+    aws: Aws, model_archive: Path
+) -> None:
+    uri = upload_model(aws.clients.s3, model_archive, BUCKET, "models", "cafe")
+    assert upload_model(aws.clients.s3, model_archive, BUCKET, "models", "cafe") == uri
+    key = uri.split("/", 3)[3]
+    head = aws.target.client("s3").head_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"], "S3 keeps the SHA-256 the upload asked for"
+    # The same bytes written by another tool, with no SHA-256 checksum: hashed, then accepted.
+    aws.target.client("s3").delete_object(Bucket=BUCKET, Key=key)
+    aws.target.client("s3").put_object(Bucket=BUCKET, Key=key, Body=model_archive.read_bytes())
+    assert upload_model(aws.clients.s3, model_archive, BUCKET, "models", "cafe") == uri
+
+
+def test_a_conditional_write_that_is_not_create_only_is_refused_by_the_bucket_policy(
+    aws: Aws,
+) -> None:
+    """`If-None-Match` with an ETag instead of `*` carries the header but does not promise a
+    create (S3 answers it 501 today): the bucket policy denies it on its own terms."""
+    s3 = publisher_s3(aws)
+    key = f"models/{'cd' * 32}/model.tar.gz"
+    with pytest.raises(Exception, match="explicit deny in a resource-based policy"):
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"archive", IfNoneMatch='"an-etag"')
+    assert aws.target.client("s3").list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0

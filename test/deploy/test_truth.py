@@ -214,3 +214,53 @@ def test_a_refused_endpoint_config_leaves_no_model_behind(aws: Aws, model_uri: s
     assert models(aws) == set()
     assert configs(aws) == set()
     assert aws.sagemaker.list_endpoints()["Endpoints"] == []
+
+
+def test_only_a_release_whose_smoke_passed_counts_as_verified_after_a_rollback(
+    aws: Aws, model_uri: str
+) -> None:
+    # Review of item 8: a release whose smoke test FAILED stays unverified when a rollback returns
+    # to it, and promote refuses it. Verified needs positive evidence: the release's smoke tag.
+    lines: list[str] = []
+    s1 = deploy(aws.clients, aws.request(STAGING, model_uri, git_sha="1111111aa"), say=quiet)
+    bad_payload = {"dataframe_split": {"columns": ["station_id"], "data": [["x"]]}}
+    failing = aws.request(STAGING, model_uri, git_sha="2222222bb", smoke_payload=bad_payload)
+    with pytest.raises(DeployFailed, match="smoke test of"):
+        deploy(aws.clients, failing, say=quiet)
+    (s2,) = [c for c in configs(aws) if "-2222222-" in c]
+    assert describe_endpoint(aws.sagemaker, STAGING).config_name == s1.new_config
+    rollback(aws.clients, STAGING, s2, Polling(seconds=0.2), say=lines.append)
+    snapshot = describe_endpoint(aws.sagemaker, STAGING)
+    assert snapshot.config_name == s2
+    assert not snapshot.verified, "recorded verified although its smoke test failed"
+    assert snapshot.tags[TAG_VERIFIED_CONFIG] == s1.new_config, "the last verified one stays"
+    assert snapshot.unverified_reason == "its smoke test failed"
+    # Item 4 of the review: the rollback's own line tells the truth too.
+    assert lines[-1] == f"{STAGING} is serving {s2} again (InService, NOT verified)"
+    with pytest.raises(BikeshareError, match="which bikeshare did not verify") as refused:
+        promote(aws.production, STAGING, aws.request(PROD, "", image_uri="", dry_run=True),
+                say=quiet)  # fmt: skip
+    assert "its smoke test failed" in str(refused.value)
+
+    # Back to s1, whose smoke test passed: verified again, and said so.
+    lines.clear()
+    rollback(aws.clients, STAGING, s1.new_config, Polling(seconds=0.2), say=lines.append)
+    assert describe_endpoint(aws.sagemaker, STAGING).verified
+    assert lines[-1] == f"{STAGING} is serving {s1.new_config} again (verified)"
+
+    # Review item 3: an untagged config is this endpoint's only if bikeshare could have named it
+    # for this endpoint; `X-eu`'s names (by hand, untagged) are refused, nothing changes.
+    for hand_made in (f"{EU}-e1e1e1e-20250101000000", f"{STAGING}-by-hand"):
+        aws.sagemaker.create_endpoint_config(
+            EndpointConfigName=hand_made,
+            ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": s1.new_config,
+                                 "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}],
+        )  # fmt: skip
+        with pytest.raises(BikeshareError) as refused:
+            rollback(aws.clients, STAGING, hand_made, Polling(seconds=0.2), say=quiet)
+        assert str(refused.value) == (
+            f"endpoint config {hand_made} carries no bikeshare:endpoint tag and is not named "
+            f"like a release of {STAGING} ({STAGING}-<commit>-<yyyymmddHHMMSS>), so it is not "
+            f"known to be one; nothing was changed: {STAGING} still serves {s1.new_config}"
+        )
+        assert describe_endpoint(aws.sagemaker, STAGING).config_name == s1.new_config

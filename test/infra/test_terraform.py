@@ -123,6 +123,12 @@ def test_model_bucket_is_versioned_encrypted_private_tls_only_with_lifecycle() -
     assert write_once["condition"] == [
         {"test": "Null", "variable": "s3:if-none-match", "values": ["true"]}
     ]
+    create_only = by_sid["DenyNonCreatingWritesOfModelArchives"]  # If-None-Match: <an ETag>
+    assert (create_only["effect"], create_only["actions"]) == ("Deny", ["s3:PutObject"])
+    assert create_only["resources"] == write_once["resources"]
+    assert create_only["condition"] == [
+        {"test": "StringNotEquals", "variable": "s3:if-none-match", "values": ["*"]}
+    ]
     assert by_sid["DenyDeletingModelArchives"]["effect"] == "Deny"
     assert resource("aws_s3_bucket_lifecycle_configuration", "models")["rule"]
 

@@ -175,7 +175,7 @@ def test_the_key_policy_and_the_bucket_policy_render() -> None:
     administers = statement(key_policy, "AccountAdministers")
     assert administers["Principal"] == {"AWS": [f"arn:aws:iam::{ACCOUNT}:root"]}
     bucket_policy = rendered().resource_policies["aws_s3_bucket_policy.models"]
-    tls, write_once, no_delete = bucket_policy["Statement"]
+    tls, write_once, create_only, no_delete = bucket_policy["Statement"]
     assert {s["Effect"] for s in bucket_policy["Statement"]} == {"Deny"}
     assert {str(s["Principal"]) for s in bucket_policy["Statement"]} == {"*"}
     assert sorted(tls["Resource"]) == [
@@ -184,10 +184,12 @@ def test_the_key_policy_and_the_bucket_policy_render() -> None:
     ]
     assert (
         write_once["Resource"]
+        == create_only["Resource"]
         == no_delete["Resource"]
         == ["arn:aws:s3:::bikeshare-models/models/*"]
     )
     assert write_once["Condition"] == {"Null": {"s3:if-none-match": ["true"]}}
+    assert create_only["Condition"] == {"StringNotEquals": {"s3:if-none-match": ["*"]}}
 
 
 def test_documents_are_keyed_by_name_and_instance() -> None:

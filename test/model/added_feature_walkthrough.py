@@ -27,6 +27,7 @@ import httpx
 
 import bikeshare
 from bikeshare.cli import main as bikeshare_main
+from bikeshare.deploy.artifacts import safe_extract
 from bikeshare.model.data import synthetic_rides
 from bikeshare.model.features import EXAMPLE_ROW, FEATURE_NAMES, TARGET
 
@@ -57,8 +58,10 @@ def train_and_package(work: Path) -> Path:
 
 def unpack(archive: Path, target: Path) -> Path:
     """What SageMaker does with model data: unpack it into the directory the server loads."""
+    # bikeshare's own extractor: `filter=` is missing from Debian bookworm's Python 3.11.2, which
+    # the tools container runs on where no registry serves python:3.11-slim (found on an engine).
     with tarfile.open(archive) as tar:
-        tar.extractall(target, filter="data")
+        safe_extract(tar, target)
     return target
 
 

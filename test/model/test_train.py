@@ -123,3 +123,13 @@ def test_the_example_frame_has_the_signatures_dtypes_in_feature_order() -> None:
     assert list(frame.columns) == list(FEATURE_NAMES)
     kinds = {"string": "object", "integer": "int64", "number": "float64"}
     assert frame.dtypes.astype(str).tolist() == [kinds[f.kind] for f in FEATURES]
+
+
+def test_the_suite_fits_with_one_openmp_thread() -> None:
+    """test/conftest.py's OMP_NUM_THREADS=1 reached scikit-learn's OpenMP runtime: with a thread
+    per core, fits on the loaded 2-core CI machine were 10-20x slower."""
+    from threadpoolctl import threadpool_info
+
+    openmp = [pool for pool in threadpool_info() if pool["user_api"] == "openmp"]
+    assert openmp, threadpool_info()
+    assert {pool["num_threads"] for pool in openmp} == {1}, openmp

@@ -16,7 +16,7 @@ import pytest
 
 from bikeshare.errors import BikeshareError
 from bikeshare.model.package import package_model
-from bikeshare.model.trust import check_mlmodel, check_model_directory
+from bikeshare.model.trust import check_mlmodel, check_model_directory, check_requirements
 from bikeshare.serving.server import load_model
 
 # name -> (what is replaced in the real MLmodel, by what, the words of the refusal)
@@ -135,3 +135,95 @@ def test_the_check_imports_neither_scikit_learn_nor_mlflow() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert found.stdout.strip() == "[]"
+
+
+# -- requirements.txt and the other files MLflow reads by name (review of issue 20) ------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "this",  # MLflow __import__s a requirement it finds no distribution for
+        "-r /etc/os-release",  # ... and follows includes to any path
+        "-c constraints.txt",
+        "--index-url https://example.invalid/simple",
+        "numpy>=2",
+        "numpy @ https://example.invalid/numpy.whl",
+        "numpy==2.4.6; python_version < '3'",
+    ],
+)
+def test_requirements_other_than_pins_are_refused(line: str) -> None:
+    text = f"# pinned by bikeshare train\nscikit-learn==1.9.1\n\n{line}\nnumpy==2.4.6\n"
+    with pytest.raises(BikeshareError) as refused:
+        check_requirements(text, "m")
+    assert str(refused.value).startswith("m is not a model bikeshare serves: line 4 of its ")
+    assert f"{line!r}, is not a `name==version` pin" in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+def test_pins_comments_and_blank_lines_are_accepted(model_dir: Path) -> None:
+    real = (model_dir / "requirements.txt").read_text()
+    check_requirements(real, "m")
+    check_requirements(f"# comment\n\n{real}\nskops==0.16.0  # why\nzope.interface==7.0rc1\n", "m")
+
+
+def test_the_server_refuses_requirements_that_mlflow_would_follow_and_import(
+    model_dir: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The reviewer's reproduction: MLflow printed the Zen of Python (it imported `this`) and read
+    /etc/os-release as a requirements file, while loading a model the trust check accepted."""
+    copy = serving_copy(model_dir, tmp_path / "model")
+    with (copy / "requirements.txt").open("a") as handle:
+        handle.write("\nthis\n-r /etc/os-release\n")  # the file ends without a newline
+    with pytest.raises(BikeshareError) as refused:
+        load_model(copy)
+    assert str(refused.value).startswith(f"cannot serve: {copy} is not a model bikeshare serves")
+    assert "'this', is not a `name==version` pin" in str(refused.value)
+    assert "Zen of Python" not in capfd.readouterr().out
+
+
+def test_mlflow_is_not_let_parse_the_requirements_of_a_model_it_loads(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second lock, on its own: a well-formed pin of a module with no installed distribution
+    (which the trust check accepts) is not imported by the server's MLflow load."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "bikeshare_canary.py").write_text("__version__ = '1.0'\n")
+    monkeypatch.syspath_prepend(str(lib))
+    monkeypatch.delitem(sys.modules, "bikeshare_canary", raising=False)
+    copy = serving_copy(model_dir, tmp_path / "model")
+    with (copy / "requirements.txt").open("a") as handle:
+        handle.write("\nbikeshare_canary==1.0\n")
+    load_model(copy)
+    assert "bikeshare_canary" not in sys.modules, "MLflow imported a name requirements.txt chose"
+
+
+@pytest.mark.parametrize("name", ["requirements.txt", "conda.yaml", "python_env.yaml"])
+def test_the_server_refuses_environment_files_linked_out_or_missing(
+    model_dir: Path, tmp_path: Path, name: str
+) -> None:
+    outside = tmp_path / f"elsewhere-{name}"
+    outside.write_bytes((model_dir / name).read_bytes())  # harmless content: the link is refused
+    linked = serving_copy(model_dir, tmp_path / "linked")
+    (linked / name).unlink()
+    (linked / name).symlink_to(outside)
+    with pytest.raises(BikeshareError, match=rf"{name} resolves to .*, outside the model dir"):
+        load_model(linked)
+    missing = serving_copy(model_dir, tmp_path / "missing")
+    (missing / name).unlink()
+    with pytest.raises(BikeshareError, match=rf"{name} is not a regular file in it"):
+        load_model(missing)
+
+
+@pytest.mark.parametrize(("text", "said"), [("{", "is not JSON"), ("[1]", "is not a JSON object")])
+def test_an_invalid_serving_example_is_refused_at_package_and_serve(
+    model_dir: Path, tmp_path: Path, text: str, said: str
+) -> None:
+    copy = serving_copy(model_dir, tmp_path / "model")
+    (copy / "serving_input_example.json").write_text(text)
+    with pytest.raises(BikeshareError, match=f"its serving_input_example.json {said}"):
+        package_model(copy, tmp_path / "model.tar.gz")
+    assert not (tmp_path / "model.tar.gz").exists()
+    with pytest.raises(BikeshareError, match=f"its serving_input_example.json {said}"):
+        load_model(copy)

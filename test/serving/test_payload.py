@@ -250,3 +250,24 @@ def test_unreadable_csv_is_a_named_400(body: bytes, fragment: str) -> None:
     assert refused.value.status == 400
     assert fragment in str(refused.value)
     assert "\n" not in str(refused.value)
+
+
+def test_a_huge_integer_for_a_number_feature_without_bounds_is_a_400(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Feature permits no minimum/maximum (the guide's walkthrough adds such features); the range
+    check then passes any JSON integer, and float() of 10**400 overflowed: a 500, not a 400."""
+    from bikeshare.model.features import Feature
+    from bikeshare.serving import payload
+
+    unbounded = tuple(
+        Feature(f.name, f.kind) if f.kind != "string" else f for f in payload.FEATURES
+    )
+    monkeypatch.setattr(payload, "FEATURES", unbounded)
+    for feature in (f for f in unbounded if f.kind != "string"):
+        row = {**RECORD, feature.name: 10**400}
+        with pytest.raises(PayloadError) as refused:
+            canonical_payload(_json({"dataframe_records": [row]}), "application/json")
+        assert refused.value.status == 400
+        assert f"{feature.name} must be" in str(refused.value)
+        assert "beyond a 64-bit float" in str(refused.value)

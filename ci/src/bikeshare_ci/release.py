@@ -632,16 +632,28 @@ def _pins_markdown(pins: dict[str, str], dry_run: bool) -> str:
     source = (
         "the override (`override_model_tar`), not staging's"
         if pins["override"] == "yes"
-        else f"staging's (`{pins['from_endpoint']}`)"
+        else f"staging's ({_code_span(pins['from_endpoint'])})"
     )
     return "\n".join([
         f"### {heading}",
         "",
-        f"- `{pins['from_endpoint']}` serves: `{pins['config']}`",
-        f"- image: `{pins['image_uri']}`",
-        f"- model data: `{pins['model_data']}`, {source}",
+        f"- {_code_span(pins['from_endpoint'])} serves: {_code_span(pins['config'])}",
+        f"- image: {_code_span(pins['image_uri'])}",
+        f"- model data: {_code_span(pins['model_data'])}, {source}",
         "",
     ])  # fmt: skip
+
+
+def _code_span(value: str) -> str:
+    """`value` as one Markdown code span on one line, whatever it holds (the plan's values come
+    from a job output). The same rule as bikeshare.deploy.report.code_span, which this module
+    cannot import; test/deploy/test_report_and_names.py holds both to the same cases."""
+    shown = re.sub(r"\r\n|\r|\n", r"\\n", value)
+    if not shown:
+        return "(empty)"
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", shown)), default=0) + 1)
+    padded = f" {shown} " if shown[0] in "` " or shown[-1] in "` " else shown
+    return f"{fence}{padded}{fence}"
 
 
 class ReplayFailed(Exception):

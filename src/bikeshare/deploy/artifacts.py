@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import io
-import json
 import re
 import tarfile
+import unicodedata
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +17,14 @@ from typing import Any
 
 from bikeshare.deploy.aws import error_code
 from bikeshare.errors import BikeshareError
-from bikeshare.model.trust import check_members, check_mlmodel
+from bikeshare.model.trust import (
+    REQUIREMENTS,
+    SERVING_EXAMPLE,
+    check_members,
+    check_mlmodel,
+    check_requirements,
+    check_serving_example,
+)
 
 MAX_ARCHIVE_BYTES = 512 * 1024 * 1024  # read into memory for inspection; ours are ~1 MB
 # Archive bombs: what an archive may unpack to. Ours hold ~10 files and ~1 MB; a model trained
@@ -28,7 +36,11 @@ MAX_MEMBERS = 1000
 # metadata headers (pax, GNU long names) tarfile itself reads whole: all tiny in our archives.
 MAX_TEXT_BYTES = 1024 * 1024
 MAX_HEADER_BYTES = 64 * 1024
-_TEXT_MEMBERS = ("MLmodel", "requirements.txt", "serving_input_example.json")
+# tarfile reads a metadata header's member by recursing into the next header, so a chain of them
+# recurses once per link: past the interpreter's limit that is a RecursionError, not a refusal.
+# A real archive chains at most a pax global header, a pax header and GNU long name and link.
+MAX_CHAINED_HEADERS = 4
+_TEXT_MEMBERS = ("MLmodel", REQUIREMENTS, SERVING_EXAMPLE)
 
 
 @dataclass(frozen=True)
@@ -40,13 +52,30 @@ class ModelArchive:
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """`s3://bucket/key` -> (bucket, key), with a message naming the problem otherwise."""
+    """`s3://bucket/key` -> (bucket, key), with a message naming the problem otherwise.
+
+    S3 allows any character in a key, but ours are `<prefix>/<sha256>/model.tar.gz`: a URI with
+    whitespace, control or format characters or a backtick is refused, as it would break out of
+    the line or the code span it is printed in (step summaries, pull-request comments, logs).
+    """
     if not uri.startswith("s3://") or "/" not in uri[5:] or uri.endswith("/"):
         raise BikeshareError(
             f"model data must be an s3://bucket/key URI of a model.tar.gz: {uri!r}"
         )
+    unsafe = sorted({c for c in uri if c == "`" or c.isspace() or _is_control(c)})
+    if unsafe:
+        raise BikeshareError(
+            f"model data {uri!r} holds {', '.join(map(repr, unsafe))}: a model archive's S3 URI "
+            "has no whitespace, control characters or backticks (upload it with `bikeshare "
+            "upload-model` and use the URI it prints)"
+        )
     bucket, key = uri[5:].split("/", 1)
     return bucket, key
+
+
+def _is_control(character: str) -> bool:
+    """Unicode's "other" categories: controls, format (bidi overrides), unassigned, private."""
+    return unicodedata.category(character).startswith("C")
 
 
 def read_model_archive(data: bytes, where: str) -> ModelArchive:
@@ -55,26 +84,40 @@ def read_model_archive(data: bytes, where: str) -> ModelArchive:
     into memory."""
     texts: dict[str, str] = {}
     files: set[str] = set()
+    seen: set[str] = set()
     try:
         with _open_stream(data) as archive:
             for member in bounded_members(archive, where):
-                _check_member(member, where)
+                path = _check_member(member, where)
+                # Keyed by the path it unpacks to: `MLmodel` and `./MLmodel` are one file, and
+                # the one checked must be the one extracted (the last), so neither may repeat.
+                if path in seen:
+                    raise BikeshareError(
+                        f"{where} holds {path!r} more than once (as {member.name!r} too); a model "
+                        "archive names each file once"
+                    )
+                seen.add(path)
                 if member.isreg():
-                    files.add(_member_path(member.name))
-                    if member.name in _TEXT_MEMBERS:
-                        texts[member.name] = _member_text(archive, member, where)
+                    files.add(path)
+                    if path in _TEXT_MEMBERS:
+                        texts[path] = _member_text(archive, member, where)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
         raise BikeshareError(f"{where} is not a readable tar.gz model archive: {error}") from error
+    except RecursionError as error:  # a chain of headers that the cap somehow let through
+        raise BikeshareError(
+            f"{where} is not a readable tar.gz model archive: its tar headers nest too deeply"
+        ) from error
     if "MLmodel" not in texts:
         raise BikeshareError(
             f"{where} is not a packaged MLflow model: no MLmodel at the archive root "
             "(make it with `bikeshare package`)"
         )
     check_members(check_mlmodel(texts["MLmodel"], where), files.__contains__, where)
-    example = texts.get("serving_input_example.json")
+    check_requirements(texts[REQUIREMENTS], where)  # check_members: it is there
+    example = texts.get(SERVING_EXAMPLE)
     return ModelArchive(
-        requirements=parse_requirements(texts.get("requirements.txt", "")),
-        serving_example=json.loads(example) if example else None,
+        requirements=parse_requirements(texts[REQUIREMENTS]),
+        serving_example=check_serving_example(example, where) if example is not None else None,
     )
 
 
@@ -91,19 +134,34 @@ def read_verified_archive(s3: Any, uri: str) -> tuple[bytes, ModelArchive]:
 
 class _BoundedInfo(tarfile.TarInfo):
     """A tar header whose metadata records (pax headers, GNU long names), which tarfile reads
-    whole into memory before it returns a member, are refused past MAX_HEADER_BYTES."""
+    whole into memory before it returns a member, are refused past MAX_HEADER_BYTES, and whose
+    chain of them (one recursion each in tarfile) is refused past MAX_CHAINED_HEADERS."""
 
     def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
         metadata = (
             tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
             tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK,
         )  # fmt: skip
-        if self.type in metadata and self.size > MAX_HEADER_BYTES:
+        if self.type not in metadata:
+            return super()._proc_member(tarfile_)  # type: ignore[misc]
+        if self.size > MAX_HEADER_BYTES:
             raise tarfile.HeaderError(  # read_model_archive names the archive
                 f"a tar metadata header of {self.size} bytes is over the cap of "
                 f"{MAX_HEADER_BYTES} bytes (an archive bomb?)"
             )
-        return super()._proc_member(tarfile_)  # type: ignore[misc]
+        # tarfile reads the member this header describes by recursing, so the depth here is the
+        # number of metadata headers in a row; it is kept on the archive being read.
+        depth = getattr(tarfile_, "_bikeshare_chained", 0) + 1
+        if depth > MAX_CHAINED_HEADERS:
+            raise tarfile.HeaderError(
+                f"more than {MAX_CHAINED_HEADERS} tar metadata headers in a row (a malformed "
+                "or hostile archive)"
+            )
+        tarfile_._bikeshare_chained = depth  # type: ignore[attr-defined]
+        try:
+            return super()._proc_member(tarfile_)  # type: ignore[misc]
+        finally:
+            tarfile_._bikeshare_chained = depth - 1  # type: ignore[attr-defined]
 
 
 def _open_stream(data: bytes) -> tarfile.TarFile:
@@ -130,15 +188,15 @@ def bounded_members(archive: tarfile.TarFile, where: str) -> Iterator[tarfile.Ta
         yield member
 
 
-def _check_member(member: tarfile.TarInfo, where: str) -> None:
+def _check_member(member: tarfile.TarInfo, where: str) -> str:
     """Only regular files and directories under the archive root: `bikeshare package` writes
-    nothing else, and a link could point the loader anywhere."""
+    nothing else, and a link could point the loader anywhere. Returns the path it unpacks to."""
     if member.issparse() or not (member.isreg() or member.isdir()):
         raise BikeshareError(
             f"{where} holds {member.name!r}, which is not a regular file or directory; "
             "model archives hold only the model's own files"
         )
-    _member_path(member.name, where)
+    return _member_path(member.name, where)
 
 
 def _member_path(name: str, where: str = "the model archive") -> str:
@@ -203,13 +261,15 @@ def fetch_archive(s3: Any, uri: str) -> bytes:
 
 
 def upload_model(s3: Any, archive: Path, bucket: str, prefix: str, git_sha: str) -> str:
-    """Upload under `<prefix>/<sha256>/model.tar.gz`; an identical upload is a no-op."""
+    """Upload under `<prefix>/<sha256>/model.tar.gz`; an identical upload is a no-op, and a key
+    that already holds other bytes is refused (the key is write-once, so it stays wrong)."""
     data = archive.read_bytes()
     read_model_archive(data, str(archive))
     digest = hashlib.sha256(data).hexdigest()
     key = "/".join(part for part in (prefix.strip("/"), digest, "model.tar.gz") if part)
     uri = f"s3://{bucket}/{key}"
-    if not _exists(s3, bucket, key):
+    existing = _head(s3, bucket, key)
+    if existing is None:
         try:
             s3.put_object(
                 Bucket=bucket,
@@ -224,26 +284,57 @@ def upload_model(s3: Any, archive: Path, bucket: str, prefix: str, git_sha: str)
                 IfNoneMatch="*",
             )
         except Exception as error:
-            # 412: another upload of these very bytes made the key between HEAD and PUT
+            # 412: another upload made the key between HEAD and PUT; of these bytes, or not
             if error_code(error) not in ("412", "PreconditionFailed"):
                 raise
+            existing = _head(s3, bucket, key)
+    if existing is not None:
+        _check_holds(s3, existing, data, uri, archive)
     return uri
 
 
-def _exists(s3: Any, bucket: str, key: str) -> bool:
+def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    """The object's HEAD with its stored checksum, or None if there is no such key."""
     try:
-        s3.head_object(Bucket=bucket, Key=key)
+        head: dict[str, Any] = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     except Exception as error:
         if error_code(error) in ("404", "NoSuchKey", "NotFound"):
-            return False
+            return None
         raise
-    return True
+    return head
+
+
+def _check_holds(s3: Any, head: dict[str, Any], data: bytes, uri: str, archive: Path) -> None:
+    """An existing key is the same upload only if it holds these bytes. S3's own SHA-256 of it
+    (computed and verified on the PUT; `upload_model` always asks for one) says so; an object
+    written without one is downloaded and hashed. The metadata is whatever the writer chose, so
+    it can only disagree, never vouch. Anything else is a key squatted by other bytes."""
+    digest = hashlib.sha256(data).digest()
+    expected = base64.b64encode(digest).decode()
+    stored = head.get("ChecksumSHA256")
+    if stored is None and head.get("ContentLength") == len(data):  # else it differs already
+        bucket, key = parse_s3_uri(uri)
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        stored = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    claimed = head.get("Metadata", {}).get("sha256")
+    if stored == expected and claimed in (None, digest.hex()):
+        return
+    if stored != expected:
+        what = f"SHA-256 {stored}" if stored else f"{head.get('ContentLength')} bytes"
+        found = f"already holds other bytes than {archive} ({what}, not {expected})"
+    else:
+        found = f"already holds an object whose metadata names another sha256, {claimed!r}"
+    raise BikeshareError(
+        f"{uri} {found}; the key is write-once, so an administrator of the bucket must remove "
+        "that object before this archive can be uploaded. Nothing was uploaded"
+    )
 
 
 def verified_archive(data: bytes, uri: str) -> bytes:
     """The archive, once its sha256 matches the one its key names (`.../<sha256>/model.tar.gz`,
     as `upload_model` stores it). A key naming no digest is refused: nothing would tie what is
     checked now to what SageMaker reads from that key later."""
+    parse_s3_uri(uri)  # the URI is printed in summaries: no characters that break out of a line
     named = re.search(r"/([0-9a-f]{64})/[^/]+$", uri)
     if named is None:
         raise BikeshareError(

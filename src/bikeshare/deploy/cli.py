@@ -105,7 +105,7 @@ def _upload_model(args: argparse.Namespace) -> int:
 def _request(args: argparse.Namespace, image_uri: str, model_data: str) -> Any:
     from bikeshare.deploy.release import DeployRequest
     from bikeshare.deploy.scaling import ScalingPolicy
-    from bikeshare.deploy.smoke import load_payload
+    from bikeshare.deploy.smoke import read_payload
 
     scaling = None
     if args.min_instances is not None or args.max_instances is not None:
@@ -126,13 +126,12 @@ def _request(args: argparse.Namespace, image_uri: str, model_data: str) -> Any:
         smoke=not args.no_smoke,
         dry_run=args.dry_run,
         git_sha=_git_sha(args),
-        smoke_payload=(
-            load_payload(args.payload.read_text(), str(args.payload)) if args.payload else None
-        ),
+        smoke_payload=read_payload(args.payload) if args.payload else None,
         keep_releases=args.keep_releases,
         poll_seconds=args.poll_seconds,
         timeout_seconds=args.timeout_seconds,
         scaling=scaling,
+        allow_unlisted_instance_type=args.allow_unlisted_instance_type,
     )
 
 
@@ -219,11 +218,11 @@ def _promote(args: argparse.Namespace) -> int:
 def _smoke(args: argparse.Namespace) -> int:
     from bikeshare.deploy.artifacts import read_verified_archive
     from bikeshare.deploy.endpoint import describe_endpoint
-    from bikeshare.deploy.smoke import load_payload, smoke_test
+    from bikeshare.deploy.smoke import read_payload, smoke_test
 
     clients = _clients(args)
     if args.payload:
-        payload = load_payload(args.payload.read_text(), str(args.payload))
+        payload = read_payload(args.payload)
         source = f"the payload file {args.payload}"
     else:
         snapshot = describe_endpoint(clients.sagemaker, args.endpoint_name)
@@ -314,6 +313,12 @@ def _release_options(parser: argparse.ArgumentParser) -> None:
     """The options deploy and promote share."""
     parser.add_argument("--endpoint-name", type=endpoint_name, required=True)
     parser.add_argument("--instance-type", required=True, help="e.g. ml.m5.large")
+    parser.add_argument(
+        "--allow-unlisted-instance-type",
+        action="store_true",
+        help="deploy an --instance-type the installed botocore does not list (one newer than "
+        "it), with a warning, instead of refusing it",
+    )
     parser.add_argument(
         "--execution-role-arn",
         required=True,

@@ -23,14 +23,33 @@ TAG_PREVIOUS_CONFIG = "bikeshare:previous-config"
 TAG_GIT_SHA = "bikeshare:git-sha"
 TAG_DEPLOYED_AT = "bikeshare:deployed-at"
 # Written instead of the verified config when the serving config was not smoke-tested (a
-# `--no-smoke` deploy, or a rollback to such a release): `status` and `promote` say so.
+# `--no-smoke` deploy, or a rollback to a release whose smoke test did not pass): `status` and
+# `promote` say so, with the reason recorded beside it.
 TAG_UNVERIFIED_CONFIG = "bikeshare:unverified-config"
+TAG_UNVERIFIED_REASON = "bikeshare:unverified-reason"
 
 # Tags on each release (its model and endpoint config). The endpoint tag is what pruning and
 # rollback trust to tell this endpoint's releases from another's: names only share a prefix.
 TAG_ENDPOINT = "bikeshare:endpoint"
-TAG_SMOKE = "bikeshare:smoke"  # "skipped" on a release deployed with --no-smoke
+# A release's smoke test: "skipped" (--no-smoke, from creation), then "passed" or "failed" once it
+# ran. Only "passed" makes a release verified when a rollback returns to it: positive evidence,
+# so a release whose smoke failed, or whose update never took (an alarm), or one made by hand,
+# is not.
+TAG_SMOKE = "bikeshare:smoke"
 SMOKE_SKIPPED = "skipped"
+SMOKE_PASSED = "passed"
+SMOKE_FAILED = "failed"
+# Why a config is unverified: the TAG_UNVERIFIED_REASON value (a code, as SageMaker tag values
+# allow no commas or parentheses) and what `status` and `promote` say for it.
+WHY_NO_SMOKE, WHY_SMOKE_FAILED, WHY_NO_RECORD = "no-smoke", "smoke-failed", "no-record"
+UNVERIFIED_BECAUSE = {
+    WHY_NO_SMOKE: "it was deployed with --no-smoke, so its smoke test never ran",
+    WHY_SMOKE_FAILED: "its smoke test failed",
+    WHY_NO_RECORD: (
+        "no record says its smoke test passed (made by hand, by an older bikeshare, or its "
+        "update never took)"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -72,7 +91,9 @@ class EndpointSnapshot:
     def unverified_reason(self) -> str | None:
         """Why the record calls the serving config unverified, when the record says why."""
         if self.tags.get(TAG_UNVERIFIED_CONFIG) == self.config_name:
-            return "it was deployed with --no-smoke, so its smoke test never ran"
+            # Records from before the reason was written were only ever --no-smoke deploys.
+            why = self.tags.get(TAG_UNVERIFIED_REASON, WHY_NO_SMOKE)
+            return UNVERIFIED_BECAUSE.get(why, why)
         return None
 
     def to_json(self) -> dict[str, Any]:
@@ -208,6 +229,23 @@ def release_name(endpoint_name: str, git_sha: str, now: datetime) -> str:
     suffix = f"-{sha}-{now:%Y%m%d%H%M%S}"
     prefix = endpoint_name[: NAME_LIMIT - len(suffix)].rstrip("-")
     return prefix + suffix
+
+
+def is_release_name(endpoint_name: str, name: str) -> bool:
+    """Whether `name` is one release_name() could give a release of this endpoint: its prefix for
+    this endpoint, 1 to 7 letters or digits of commit, 14 digits of time, and nothing else.
+
+    An `X-eu` endpoint's names do not match `X`'s (their prefix is `X-eu`). Endpoint names long
+    enough to be cut to the same prefix cannot be told apart by name: the tag tells them apart.
+    """
+    found = _RELEASE_SUFFIX.fullmatch(name)
+    if found is None:
+        return False
+    suffix = name[len(found["prefix"]) :]
+    return found["prefix"] == endpoint_name[: NAME_LIMIT - len(suffix)].rstrip("-")
+
+
+_RELEASE_SUFFIX = re.compile(r"(?P<prefix>.+)-[0-9A-Za-z]{1,7}-[0-9]{14}")
 
 
 def release_prefix(endpoint_name: str) -> str:

@@ -34,6 +34,8 @@ from bikeshare.deploy.endpoint import (
     BROKEN,
     DEFAULT_VARIANT,
     IN_PROGRESS,
+    SMOKE_FAILED,
+    SMOKE_PASSED,
     SMOKE_SKIPPED,
     TAG_DEPLOYED_AT,
     TAG_ENDPOINT,
@@ -41,9 +43,14 @@ from bikeshare.deploy.endpoint import (
     TAG_PREVIOUS_CONFIG,
     TAG_SMOKE,
     TAG_UNVERIFIED_CONFIG,
+    TAG_UNVERIFIED_REASON,
     TAG_VERIFIED_CONFIG,
+    WHY_NO_RECORD,
+    WHY_NO_SMOKE,
+    WHY_SMOKE_FAILED,
     EndpointSnapshot,
     describe_endpoint,
+    is_release_name,
     release_name,
     release_prefix,
     resource_tags,
@@ -122,6 +129,8 @@ class DeployRequest:
     poll_seconds: float = 15.0
     timeout_seconds: float = 3600.0
     scaling: ScalingPolicy | None = None
+    # Deploy an instance type the locked botocore does not list yet (a warning, not a refusal).
+    allow_unlisted_instance_type: bool = False
 
     @property
     def polling(self) -> Polling:
@@ -166,23 +175,41 @@ def check_request(request: DeployRequest) -> None:
             raise BikeshareError("--bake-seconds must be between 0 and 3600")
 
 
-def check_instance_type(sagemaker: Any, instance_type: str) -> None:
-    """Refuse an instance type SageMaker's API does not accept for an endpoint variant, before
-    anything is created (it would otherwise be refused after CreateModel).
+def check_instance_type(
+    sagemaker: Any, instance_type: str, allow_unlisted: bool = False
+) -> str | None:
+    """Refuse an instance type SageMaker's API does not list for an endpoint variant, before
+    anything is created (it would otherwise be refused after CreateModel, a typo included).
 
-    The list is the ProductionVariantInstanceType enum of the service model the client itself
-    sends with (botocore's, loaded at run time), so it moves with botocore and never goes stale.
+    The list is the ProductionVariantInstanceType enum of the service model the client sends
+    with: botocore's, so it is only as new as the botocore in uv.lock. A type AWS added after
+    that release is missing from it; `allow_unlisted` (--allow-unlisted-instance-type) lets such
+    a type through and returns the warning line to print instead of refusing. None when listed.
     """
     shape = sagemaker.meta.service_model.shape_for("ProductionVariantInstanceType")
     offered: list[str] = list(shape.enum)
     if instance_type in offered:
-        return
+        return None
+    if allow_unlisted:
+        return (
+            f"warning: --instance-type {instance_type} is not in botocore {_botocore_version()}'s "
+            "list of SageMaker endpoint instance types; deploying it anyway "
+            "(--allow-unlisted-instance-type): SageMaker itself accepts or refuses it"
+        )
     close = difflib.get_close_matches(instance_type, offered, n=1)
     hint = f"did you mean {close[0]}? " if close else ""
     raise BikeshareError(
-        f"--instance-type {instance_type} is not a SageMaker endpoint instance type (botocore's "
-        f"service model lists {len(offered)}, e.g. ml.m5.large); {hint}nothing was changed"
+        f"--instance-type {instance_type} is not a SageMaker endpoint instance type in botocore "
+        f"{_botocore_version()}'s service model ({len(offered)} listed, e.g. ml.m5.large); "
+        f"{hint}nothing was changed (a type newer than this botocore: "
+        "--allow-unlisted-instance-type)"
     )
+
+
+def _botocore_version() -> str:
+    import botocore
+
+    return str(botocore.__version__)
 
 
 def deployment_config(request: DeployRequest) -> dict[str, Any]:
@@ -223,7 +250,11 @@ def deploy(
 ) -> Outcome:
     """Run one release end to end; raise DeployFailed (saying what serves) when it fails."""
     check_request(request)
-    check_instance_type(clients.sagemaker, request.instance_type)
+    unlisted = check_instance_type(
+        clients.sagemaker, request.instance_type, request.allow_unlisted_instance_type
+    )
+    if unlisted is not None:
+        say(unlisted)
     try:
         payload, current = _preflight(clients, request, say)
     except Exception as error:
@@ -449,7 +480,7 @@ def _first_deploy(
             "config and model: nothing is left behind, nothing is serving"
         )
     try:
-        outcome.smoke = _smoke(clients, request, payload, say)
+        outcome.smoke = _smoke(clients, request, payload, say, outcome.new_config)
     except SmokeFailed as error:
         _remove_first_deploy(sagemaker, name, outcome.new_config)
         raise DeployFailed(
@@ -463,7 +494,7 @@ def _first_deploy(
         outcome.new_config,
         previous=None,
         git_sha=request.git_sha,
-        verified=request.smoke,
+        unverified=None if request.smoke else WHY_NO_SMOKE,
     )
     scaling_failed = _scaling_after_release(
         clients, request, final, request.scaling, outcome.new_config, say
@@ -552,9 +583,12 @@ def _update(
             _apply_scaling(clients, request, final, kept_scaling, say)
         raise DeployFailed(_not_serving_new(name, new, final))
     try:
-        outcome.smoke = _smoke(clients, request, payload, say)
+        outcome.smoke = _smoke(clients, request, payload, say, new)
     except SmokeFailed as error:
-        serving = rollback_to(sagemaker, name, current.config_name, request.polling, say)
+        _tag_smoke(sagemaker, new, SMOKE_FAILED, say)
+        serving = rollback_to(
+            sagemaker, name, current.config_name, request.polling, say, current.verified
+        )
         outcome.serving = serving.config_name
         _apply_scaling(clients, request, serving, kept_scaling, say)
         raise DeployFailed(
@@ -568,7 +602,7 @@ def _update(
         new,
         previous=current.config_name,
         git_sha=request.git_sha,
-        verified=request.smoke,
+        unverified=None if request.smoke else WHY_NO_SMOKE,
     )
     scaling_failed = _scaling_after_release(
         clients, request, final, request.scaling or kept_scaling, new, say
@@ -578,10 +612,7 @@ def _update(
             sagemaker, name, keep=request.keep_releases, protect={new, current.config_name}, say=say
         )
     except Exception as error:
-        raise DeployFailed(
-            f"{name} is serving {new} (verified), but pruning old releases failed: "
-            f"{error_code(error) or type(error).__name__}: {error_message(error)}"
-        ) from error
+        raise serving_but_failed(request, new, "pruning old releases", error) from error
     if scaling_failed is not None:
         raise scaling_failed
     say(f"{name} is serving {new} ({_verified_word(request)})")
@@ -591,6 +622,20 @@ def _update(
 def _verified_word(request: DeployRequest) -> str:
     """What the last line calls the release: verified only if its smoke test passed."""
     return "verified" if request.smoke else "InService, NOT verified: --no-smoke skipped the smoke"
+
+
+def serving_but_failed(
+    request: DeployRequest, new: str, step: str, error: Exception, then: str = ""
+) -> DeployFailed:
+    """The failure of a step after the release serves (pruning, auto scaling): it says the
+    release serves, and whether it is verified, so nobody rolls back a good release over it;
+    `then` says what to do about it."""
+    failed = DeployFailed(
+        f"{request.endpoint_name} is serving {new} ({_verified_word(request)}), but {step} "
+        f"failed: {error_code(error) or type(error).__name__}: {error_message(error)}{then}"
+    )
+    failed.__cause__ = error
+    return failed
 
 
 def _scaling_after_release(
@@ -608,16 +653,15 @@ def _scaling_after_release(
         _apply_scaling(clients, request, final, policy, say)
     except Exception as error:
         assert policy is not None  # noqa: S101  # nosec B101 - nothing to apply otherwise
-        name = request.endpoint_name
-        failed = DeployFailed(
-            f"{name} is serving {new} (verified), but registering its auto scaling failed: "
-            f"{error_code(error) or type(error).__name__}: {error_message(error)}. The release "
-            "stays; fix the cause, then deploy again with --min-instances "
+        return serving_but_failed(
+            request,
+            new,
+            "registering its auto scaling",
+            error,
+            then=". The release stays; fix the cause, then deploy again with --min-instances "
             f"{policy.min_capacity} --max-instances {policy.max_capacity} --target-invocations "
-            f"{policy.target_invocations:g}"
+            f"{policy.target_invocations:g}",
         )
-        failed.__cause__ = error
-        return failed
     return None
 
 
@@ -685,19 +729,45 @@ def _not_serving_new(name: str, new: str, final: EndpointSnapshot) -> str:
     )
 
 
-def _smoke(clients: Clients, request: DeployRequest, payload: Any, say: Say) -> SmokeResult | None:
+def _smoke(
+    clients: Clients, request: DeployRequest, payload: Any, say: Say, release: str
+) -> SmokeResult | None:
+    """Smoke-test the endpoint (now serving `release`); a pass is written on the release."""
     if not request.smoke:
         say("smoke test skipped (--no-smoke)")
         return None
     result = smoke_test(clients.runtime, request.endpoint_name, payload)
     say(f"smoke test passed: {result.summary()}")
+    _tag_smoke(clients.sagemaker, release, SMOKE_PASSED, say)
     return result
 
 
+def _tag_smoke(sagemaker: Any, release: str, result: str, say: Say) -> None:
+    """Write a smoke test's result on the release's config and model (TAG_SMOKE): the evidence a
+    later rollback to it needs to call it verified. Best effort: a release left untagged counts
+    as unverified, the safe side, and the line says so."""
+    try:
+        arns = (
+            sagemaker.describe_endpoint_config(EndpointConfigName=release)["EndpointConfigArn"],
+            sagemaker.describe_model(ModelName=release)["ModelArn"],
+        )
+        for arn in arns:
+            sagemaker.add_tags(ResourceArn=arn, Tags=[{"Key": TAG_SMOKE, "Value": result}])
+    except Exception as error:
+        say(
+            f"warning: could not tag {release} {TAG_SMOKE}={result} "
+            f"({error_code(error) or type(error).__name__}: {_short(error_message(error))}); "
+            "a rollback to it will call it NOT verified"
+        )
+
+
 def rollback_to(
-    sagemaker: Any, name: str, config: str, polling: Polling, say: Say
+    sagemaker: Any, name: str, config: str, polling: Polling, say: Say, verified: bool
 ) -> EndpointSnapshot:
-    """Point the endpoint back at a config, wait, and verify it serves it; loud if not."""
+    """Point the endpoint back at a config, wait, and check it serves it; loud if not.
+
+    `verified` is whether that config's smoke test passed: the last line calls it verified only
+    then (being InService is not being verified)."""
     say(f"rolling {name} back to {config}")
     try:
         sagemaker.update_endpoint(
@@ -716,7 +786,8 @@ def rollback_to(
             f"({final.failure_reason}). Run `bikeshare rollback --endpoint-name {name} "
             f"--to-config {config}` now"
         )
-    say(f"{name} is serving {config} again (verified)")
+    called = "verified" if verified else "InService, NOT verified"
+    say(f"{name} is serving {config} again ({called})")
     return final
 
 
@@ -726,21 +797,23 @@ def _record(
     config: str,
     previous: str | None,
     git_sha: str,
-    verified: bool = True,
+    unverified: str | None = None,
 ) -> dict[str, str]:
     """Tag the endpoint with the deployment record: what serves, whether its smoke test passed
-    (verified) or never ran, its commit, what came before. Returns the tags written.
+    (verified) or else why not (`unverified`), its commit, what came before. Returns the tags
+    written.
 
     An unverified config is recorded under its own key, so the last verified config stays
     known; the roles may add tags but not remove them, so a stale unverified key is overwritten.
     """
     tags = {TAG_DEPLOYED_AT: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), TAG_GIT_SHA: git_sha}
-    if verified:
+    if unverified is None:
         tags[TAG_VERIFIED_CONFIG] = config
         if TAG_UNVERIFIED_CONFIG in final.tags:
             tags[TAG_UNVERIFIED_CONFIG] = "none"
     else:
         tags[TAG_UNVERIFIED_CONFIG] = config
+        tags[TAG_UNVERIFIED_REASON] = unverified
     if previous:
         tags[TAG_PREVIOUS_CONFIG] = previous
     sagemaker.add_tags(
@@ -813,12 +886,37 @@ def _rollback_target(sagemaker: Any, current: EndpointSnapshot, config: str) -> 
                 f"so it is not a release of {name}; {unchanged}"
             ) from error
         raise
-    owner = tags.get(TAG_ENDPOINT, name)  # untagged: by hand or older, as adopted releases are
-    if owner != name:
+    owner = tags.get(TAG_ENDPOINT)
+    if owner is None and not _may_be_own(current, config):
+        raise BikeshareError(
+            f"endpoint config {config} carries no {TAG_ENDPOINT} tag and is not named like a "
+            f"release of {name} ({release_prefix(name)}<commit>-<yyyymmddHHMMSS>), so it is not "
+            f"known to be one; {unchanged}"
+        )
+    if owner is not None and owner != name:
         raise BikeshareError(
             f"endpoint config {config} is a release of {owner}, not of {name}; {unchanged}"
         )
     return tags
+
+
+def _may_be_own(current: EndpointSnapshot, config: str) -> bool:
+    """Whether an untagged config (made by hand, or before releases were tagged) is taken for
+    this endpoint's: named exactly as bikeshare names this endpoint's releases, or the config
+    this endpoint's own record says it served before (an adopted release of the seed's)."""
+    return is_release_name(current.name, config) or (
+        current.tags.get(TAG_PREVIOUS_CONFIG) == config
+    )
+
+
+def _unverified_reason(release: dict[str, str]) -> str | None:
+    """Why a release a rollback returns to is not verified (None: its smoke test passed)."""
+    smoke = release.get(TAG_SMOKE)
+    if smoke == SMOKE_PASSED:
+        return None
+    if smoke == SMOKE_SKIPPED:
+        return WHY_NO_SMOKE
+    return WHY_SMOKE_FAILED if smoke == SMOKE_FAILED else WHY_NO_RECORD
 
 
 def rollback(
@@ -841,15 +939,16 @@ def rollback(
     if current.status in IN_PROGRESS:
         raise BikeshareError(f"endpoint {name} is {current.status}; wait for it, then roll back")
     release = _rollback_target(clients.sagemaker, current, target)
-    final = rollback_to(clients.sagemaker, name, target, polling, say)
-    # The record names the release now serving: its own commit (from its tags), whether it was
-    # ever smoke-tested, and the config rolled away from.
+    unverified = _unverified_reason(release)
+    final = rollback_to(clients.sagemaker, name, target, polling, say, unverified is None)
+    # The record names the release now serving: its own commit (from its tags), whether its
+    # smoke test passed (the release's tag says so, or it is unverified), the config left.
     written = _record(
         clients.sagemaker,
         final,
         target,
         previous=current.config_name,
         git_sha=release.get(TAG_GIT_SHA, "unknown"),
-        verified=release.get(TAG_SMOKE) != SMOKE_SKIPPED,
+        unverified=unverified,
     )
     return replace(final, tags={**final.tags, **written})

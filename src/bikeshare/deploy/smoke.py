@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bikeshare.deploy.aws import error_code, error_message
@@ -79,6 +80,26 @@ def check_answer(body: str, rows: int) -> list[float]:
         return answers.check_answer(body, rows)
     except answers.AnswerRejected as error:
         raise SmokeFailed(str(error)) from None
+
+
+def read_payload(path: Path) -> dict[str, Any]:
+    """A smoke payload from the file the user gave (--payload), read as UTF-8 whatever the
+    machine's locale (a UTF-8 byte-order mark is allowed: Windows editors write one); anything
+    else, such as the UTF-16 of PowerShell 5's `>`, is named, not guessed at."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        bom = (
+            " (it starts with a UTF-16 byte-order mark)"
+            if data[:2] in (b"\xff\xfe", b"\xfe\xff")
+            else ""
+        )
+        raise BikeshareError(
+            f"{path} is not UTF-8 text{bom}: byte {error.start} is {data[error.start]:#04x}; "
+            "save the payload as UTF-8 (in PowerShell: Set-Content -Encoding utf8)"
+        ) from error
+    return load_payload(text, str(path))
 
 
 def load_payload(text: str, where: str) -> dict[str, Any]:

@@ -11,7 +11,12 @@ the machine. The trust model is therefore an allow-list of exactly what `bikesha
   is always within the project's list, never one an archive chose;
 - no code paths (`code` absent or null);
 - every path the file names relative and inside the model directory (no `..`, nothing absolute,
-  no symbolic link out), and the model file itself a regular file there.
+  no symbolic link out), and each a regular file there: the model file, the environment files
+  (conda.yaml, python_env.yaml) and the input examples;
+- a requirements.txt, a regular file there too, of `name==version` lines only (MLflow's
+  requirement parser follows `-r`/`-c` lines to any path and imports requirement names it finds
+  no distribution for; the server also loads with `suppress_warnings=True`, which skips it);
+- the serving input example, if there, a JSON object (the smoke test and probe send it).
 
 The same check runs at upload, at deploy preflight (on the archive's members) and at serve (on
 the unpacked directory). It needs only PyYAML, the parser MLflow itself reads `MLmodel` with (so
@@ -21,6 +26,8 @@ MLflow: the release tools run without them.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -44,11 +51,19 @@ PYFUNC_KEYS = frozenset(
 SKLEARN_KEYS = frozenset(
     {"code", "pickled_model", "serialization_format", "sklearn_version", "skops_trusted_types"}
 )
+# Files MLflow or bikeshare read by name from the model directory, whether or not MLmodel names
+# them; the serving example is optional (probe and smoke then need --payload).
+REQUIREMENTS = "requirements.txt"
+SERVING_EXAMPLE = "serving_input_example.json"
+# A PEP 508 name pinned to one PEP 440 version (what `bikeshare train` writes), after an optional
+# `# comment`; no options, URLs, markers or `-r`/`-c` includes.
+_PIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?==[A-Za-z0-9][A-Za-z0-9.+!_-]*")
 
 
 @dataclass(frozen=True)
 class TrustedModel:
-    """What an accepted MLmodel refers to: its model file and every other path it names."""
+    """What an accepted MLmodel refers to: its model file and every other path it names (each
+    must be a regular file in the model directory, as must requirements.txt)."""
 
     model_file: str
     paths: tuple[str, ...]
@@ -83,26 +98,63 @@ def check_mlmodel(text: str, where: str) -> TrustedModel:
 
 
 def check_model_directory(model_dir: Path) -> TrustedModel:
-    """The serve-time check: the MLmodel, and every path it names resolved inside `model_dir`
-    (a symbolic link pointing out of it is refused), the model file a regular file."""
+    """The serve-time check: the MLmodel, and every path it names and requirements.txt resolved
+    inside `model_dir` (a symbolic link pointing out of it is refused) and regular files there;
+    requirements.txt only pins and the serving example a JSON object."""
     where = str(model_dir)
     trusted = check_mlmodel((model_dir / "MLmodel").read_text(encoding="utf-8"), where)
     root = model_dir.resolve()
-    for relative in ("MLmodel", *trusted.paths):
+    for relative in ("MLmodel", REQUIREMENTS, *trusted.paths):
         resolved = (model_dir / relative).resolve()
         if not resolved.is_relative_to(root):
             raise _untrusted(
                 where, f"{relative} resolves to {resolved}, outside the model directory"
             )
-    if not (model_dir / trusted.model_file).is_file():
-        raise _untrusted(where, f"its model file {trusted.model_file} is not a regular file there")
+    check_members(trusted, lambda relative: (model_dir / relative).is_file(), where)
+    check_requirements(_text(model_dir / REQUIREMENTS, where), where)
+    if (model_dir / SERVING_EXAMPLE).is_file():
+        check_serving_example(_text(model_dir / SERVING_EXAMPLE, where), where)
     return trusted
 
 
 def check_members(trusted: TrustedModel, regular_files: Callable[[str], bool], where: str) -> None:
-    """The archive-time check: the model file is a regular member of the archive."""
+    """Every file the model is loaded from is a regular file (a regular member of the archive,
+    at archive time): the model file, requirements.txt and each other path MLmodel names."""
     if not regular_files(trusted.model_file):
-        raise _untrusted(where, f"its model file {trusted.model_file} is not in the archive")
+        raise _untrusted(where, f"its model file {trusted.model_file} is not a regular file in it")
+    for relative in (REQUIREMENTS, *trusted.paths):
+        if not regular_files(relative):
+            raise _untrusted(where, f"{relative} is not a regular file in it")
+
+
+def check_requirements(text: str, where: str) -> None:
+    """requirements.txt holds only `name==version` lines (and comments and blank lines)."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        pin = line.split("#", 1)[0].strip()
+        if pin and not _PIN.fullmatch(pin):
+            raise _untrusted(
+                where,
+                f"line {number} of its {REQUIREMENTS}, {line.strip()[:80]!r}, is not a "
+                "`name==version` pin",
+            )
+
+
+def check_serving_example(text: str, where: str) -> dict[str, Any]:
+    """The serving input example as the JSON object the smoke test and probe send."""
+    try:
+        example = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise _untrusted(where, f"its {SERVING_EXAMPLE} is not JSON ({error})") from error
+    if not isinstance(example, dict):
+        raise _untrusted(where, f"its {SERVING_EXAMPLE} is not a JSON object")
+    return example
+
+
+def _text(path: Path, where: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise _untrusted(where, f"its {path.name} is not UTF-8 text ({error})") from error
 
 
 def _flavor(

@@ -290,7 +290,20 @@ def _columns_problem(row: Row) -> str | None:
 def _cell_problem(feature: Feature, value: Any) -> str | None:
     if isinstance(value, _CsvCell):
         return text_problem(feature, value)
-    return value_problem(feature, value)
+    problem = value_problem(feature, value)
+    if problem is None and feature.kind != "string" and not _fits_a_float(value):
+        # Only a feature without bounds gets here (JSON integers are unbounded; the range check
+        # compares them exactly): the model reads float64, which this one would overflow.
+        return f"{feature.name} must be {feature.describe()}, got an integer beyond a 64-bit float"
+    return problem
+
+
+def _fits_a_float(value: int | float) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _typed(feature: Feature, value: Any) -> Any:

@@ -75,7 +75,11 @@ def load_model(model_dir: Path) -> PyFuncModel:
     import mlflow.pyfunc
 
     try:
-        return mlflow.pyfunc.load_model(str(model_dir))
+        # suppress_warnings: otherwise MLflow parses requirements.txt to compare it with what is
+        # installed, following `-r`/`-c` lines to any path and importing requirement names it
+        # finds no distribution for. The trust check refuses such files too; this is the second
+        # lock (the image is built from the model's lock, so the comparison says nothing new).
+        return mlflow.pyfunc.load_model(str(model_dir), suppress_warnings=True)
     except Exception as error:  # MLflow raises many types; all mean "this model will not load"
         raise BikeshareError(f"cannot load the MLflow model in {model_dir}: {error}") from error
 
