@@ -6,6 +6,7 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -217,13 +218,12 @@ def test_mlflows_api_browser_is_not_served(server: ServeProcess) -> None:
 def test_ping_stays_fast_while_a_large_request_is_scored(server: ServeProcess) -> None:
     body = _slow_body(150_000)
     results: list[httpx.Response] = []
-    senders = [
-        threading.Thread(target=lambda: results.append(invoke(server, body, "text/csv")))
-        for _ in range(2)
-    ]  # one per worker, so every worker is busy scoring
-    for sender in senders:
-        sender.start()
-    time.sleep(0.5)
+    # one per worker, so every worker is busy scoring
+    started = [send_in_background(server, body, results) for _ in range(2)]
+    senders = [sender for sender, _ in started]
+    for _, sent in started:
+        assert sent.wait(timeout=60), "a request was never sent"
+    time.sleep(0.2)  # both workers have read theirs and are scoring
     slowest = 0.0
     for _ in range(5):
         started = time.monotonic()
@@ -302,14 +302,37 @@ def _slow_body(rows: int) -> bytes:
     ).encode()
 
 
+def send_in_background(
+    server: ServeProcess, body: bytes, results: list[httpx.Response]
+) -> tuple[threading.Thread, threading.Event]:
+    """POST `body` as CSV from a thread; the event is set once its last byte is handed to the
+    connection, so the caller knows the request is in flight rather than guessing with a sleep
+    (a fixed sleep was too short under load: the request was not sent yet)."""
+    sent = threading.Event()
+
+    def chunks() -> Iterator[bytes]:
+        step = 1 << 20
+        for start in range(0, len(body), step):
+            yield body[start : start + step]
+        sent.set()
+
+    headers = {"Content-Type": "text/csv", "Content-Length": str(len(body))}
+    sender = threading.Thread(
+        target=lambda: results.append(
+            httpx.post(f"{server.base_url}/invocations", content=chunks(), headers=headers,
+                       timeout=60)
+        )
+    )  # fmt: skip
+    sender.start()
+    return sender, sent
+
+
 def test_sigterm_lets_in_flight_requests_finish_then_exits(model_dir: Path, tmp_path: Path) -> None:
     server = start_serve(model_dir, tmp_path, workers=1)
     results: list[httpx.Response] = []
-    sender = threading.Thread(
-        target=lambda: results.append(invoke(server, _slow_body(120_000), "text/csv"))
-    )
-    sender.start()
-    time.sleep(0.7)  # the request is in flight
+    sender, sent = send_in_background(server, _slow_body(120_000), results)
+    assert sent.wait(timeout=60), "the request was never sent"
+    time.sleep(0.2)  # the worker has read it and is scoring (seconds of work)
     started = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
     status = server.process.wait(timeout=30)
