@@ -348,6 +348,24 @@ def test_the_rehearsal_runs_in_the_deploy_areas_inputs() -> None:
     )
 
 
+REHEARSAL_MARK = re.compile(r"^(pytestmark = .*|\s*@)pytest\.mark\.rehearsal\b", re.MULTILINE)
+
+
+def test_the_deploy_area_runs_every_rehearsal_test() -> None:
+    """`ci` has no `rehearse` row because `test-deploy` runs the rehearsal tests: each file
+    marked `rehearsal` is under the deploy area's tests and not run elsewhere."""
+    deploy = checks.AREAS["deploy"]
+    marked = [
+        path.relative_to(ROOT).as_posix()
+        for path in sorted((ROOT / "test").rglob("test_*.py"))
+        if REHEARSAL_MARK.search(path.read_text())
+    ]
+    assert marked, "no test is marked rehearsal"
+    for path in marked:
+        assert any(path.startswith(f"{tests}/") for tests in deploy.tests), path
+        assert path not in deploy.elsewhere, path
+
+
 # ---- each rule catches what it exists for (mutations of the real table) ----------------------
 
 

@@ -39,13 +39,13 @@ from support.dagger_plans import (
 )
 
 AREA_CHECKS = {f"test_{name}" for name in checks.AREAS}
-CHECKS = {"lint", "security", "terraform_validate", "image_test", "rehearse"} | AREA_CHECKS
+CHECKS = {"lint", "security", "terraform_validate", "image_test"} | AREA_CHECKS
 SIDE_EFFECTS = {
     "publish", "upload_model", "deploy", "promote", "rollback", "smoke", "status", "logs",
     "cd_staging", "replay", "replay_service",
 }  # fmt: skip
 EXPECTED = CHECKS | {
-    "ci", "test", "test_report", "build", "tools", "model", "serve",
+    "ci", "test", "test_report", "rehearse", "build", "tools", "model", "serve",
     "with_aws_oidc", "with_aws_keys",
 }  # fmt: skip
 OBJECTS = ("BikeshareCi", "Release")
@@ -174,6 +174,7 @@ def test_checks_need_no_arguments_and_are_checks() -> None:
         assert "Container" in str(fn.return_type), f"{name} must return the container it ran"
     assert not obj.functions["ci"].check, "ci runs the checks; it is not one"
     assert not obj.functions["test"].check, "test runs the area checks; it is not one"
+    assert not obj.functions["rehearse"].check, "test-deploy runs the rehearsal; not twice"
 
 
 def test_side_effects_are_never_cached() -> None:
@@ -627,8 +628,9 @@ async def test_ci_runs_every_check_to_the_end_and_reports_every_failure(
     message = str(failed.value)
     assert "| lint | FAILED |" in message
     assert "| terraform-validate | FAILED |" in message
-    for passed in ("security", "image-test", "rehearse", *(f"test-{a}" for a in checks.AREAS)):
+    for passed in ("security", "image-test", *(f"test-{a}" for a in checks.AREAS)):
         assert f"| {passed} | passed |" in message
+    assert "| rehearse |" not in message, "test-deploy runs the rehearsal; ci not twice"
     assert "black: would reformat src/x.py" in message or "ruff:" in message
     assert "Error: Unsupported argument" in message
     ran = {_last_exec(p)[0] for p in engine.plans_ending_with("sync") if _last_exec(p)}

@@ -275,13 +275,13 @@ class BikeshareCi:
         )
 
     @function(cache=CHECK_CACHE)
-    @check
     def rehearse(self, fresh: Annotated[bool, FRESH_DOC] = False) -> dagger.Container:
         """The release engine's CD path against the local AWS stand-in (no AWS account needed).
 
         Inside the tools container: `bikeshare deploy` of v1 and v2 with an image pushed to the
         stand-in's registry, an injected smoke failure rolled back, and a verified rollback. The
         module's own publish and cd-staging are not part of it. It gets the deploy area's inputs.
+        Not a check of its own: `test-deploy` runs the same test (`ci` would run it twice).
         """
         inputs = checks.AREAS["deploy"].inputs()
         return self._tools(fresh, inputs).with_exec(list(checks.REHEARSAL))
@@ -299,7 +299,6 @@ class BikeshareCi:
             "security": lambda: self.security(fresh),
             "terraform-validate": lambda: _now(self.terraform_validate(fresh)),
             "image-test": lambda: self.image_test(fresh),
-            "rehearse": lambda: _now(self.rehearse(fresh)),
         }
         return await _run_checks(runs)
 
