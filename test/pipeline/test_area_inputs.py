@@ -233,7 +233,7 @@ def conftests(path: str) -> list[str]:
     """Every conftest.py pytest loads for a test file: in test/ and each directory below."""
     parts = Path(path).parts
     found = []
-    for depth in range(1, len(parts)):
+    for depth in range(len(parts)):  # from the repository root's
         candidate = Path(*parts[:depth]) / "conftest.py"
         if (ROOT / candidate).is_file():
             found.append(candidate.as_posix())
@@ -268,19 +268,25 @@ def needs(area: checks.Area) -> Needs:
 
 
 #: The checks' command lists a test can run for real, and what those commands read.
-CHECK_COMMANDS = {"LINT": checks.LINT_INPUTS, "SECURITY": checks.SECURITY_INPUTS}
+CHECK_COMMANDS = {
+    "LINT": checks.LINT_INPUTS,
+    "SECURITY": checks.SECURITY_INPUTS,
+    "CHECKOV": ("infra/terraform", *checks.CHECKOV_CONFIGURATION),
+}
 
 
 def runs_check_commands(path: str) -> dict[str, tuple[str, ...]]:
-    """The checks' command lists a file uses (`checks.LINT`): it runs them on the source."""
+    """The checks' command lists a file uses (`checks.LINT`, or `from bikeshare_ci.checks
+    import CHECKOV`): it runs them on the source."""
     if not (path.startswith("test/") and path.endswith(".py")):  # the module only names them
         return {}
-    used = {
-        node.attr
-        for node in ast.walk(_tree(path))
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-        and node.value.id == "checks"
-    }  # fmt: skip
+    used = set()
+    for node in ast.walk(_tree(path)):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id == "checks":
+                used.add(node.attr)
+        elif isinstance(node, ast.ImportFrom) and node.module == "bikeshare_ci.checks":
+            used.update(alias.name for alias in node.names)
     return {name: patterns for name, patterns in CHECK_COMMANDS.items() if name in used}
 
 
@@ -293,7 +299,8 @@ def problems(area: checks.Area, patterns: tuple[str, ...] | None = None) -> list
     for path, why in sorted(needs(area).files.items()):
         if path.startswith("pattern:"):
             pattern = path.removeprefix("pattern:")
-            if pattern not in inputs:
+            literal = not any(c in pattern for c in "*?[")
+            if pattern not in inputs and not (literal and covered(inputs, pattern)):
                 missing.append(f"{pattern} ({why}) is not an input")
         elif not covered(inputs, path):
             missing.append(f"{path} ({why}) is not an input")
@@ -331,7 +338,8 @@ def test_every_input_an_area_declares_is_one_it_reads(name: str) -> None:
 def test_every_test_file_is_in_exactly_one_area() -> None:
     collected = sorted(
         p.relative_to(ROOT).as_posix()
-        for p in (ROOT / "test").rglob("test_*.py")
+        for pattern in ("test_*.py", "*_test.py")  # pytest's default python_files
+        for p in (ROOT / "test").rglob(pattern)
         if "__pycache__" not in p.parts
     )
     owners = {
@@ -403,6 +411,26 @@ def test_dropping_what_a_subprocess_runs_is_caught() -> None:
         "test/standin/__main__.py (run by test/deploy/test_standin_process.py) is not an input"
         in (found)
     )
+
+
+def test_dropping_checkovs_configuration_is_caught() -> None:
+    """test_terraform runs checkov (`from bikeshare_ci.checks import CHECKOV`) from the root,
+    where checkov looks for .checkov.yaml: a file added there must re-run the infra area."""
+    infra = checks.AREAS["infra"]
+    found = problems(infra, without(infra, ".checkov.yaml"))
+    assert (
+        ".checkov.yaml (test/infra/test_terraform.py runs checks.CHECKOV for real) is not an input"
+        in found
+    )
+
+
+def test_pytests_configuration_files_are_in_every_area() -> None:
+    """pytest takes the first of these it finds over pyproject.toml: adding one (or a root
+    conftest.py) changes every area's run, so none may replay from the cache."""
+    for name, area in checks.AREAS.items():
+        if not area.everything:
+            assert set(checks.PYTEST_CONFIGURATION) <= set(area.inputs()), name
+    assert {"pytest.ini", "test/tox.ini", "conftest.py"} <= set(checks.PYTEST_CONFIGURATION)
 
 
 def test_dropping_what_the_check_commands_read_is_caught() -> None:

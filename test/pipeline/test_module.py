@@ -328,6 +328,8 @@ async def test_security_gets_its_inputs_and_the_serving_image_its_context(
     assert workspace_includes(steps(await pipeline.security())) == list(checks.SECURITY_INPUTS)
     served = steps(await pipeline.build())
     assert image_context_includes(served) == list(checks.SERVING_IMAGE_INPUTS)
+    probe = steps(await pipeline.image_test())
+    assert workspace_includes(probe) == list(checks.PROJECT_INPUTS), "a docs edit replays it"
 
 
 def test_the_tools_image_inputs_are_what_its_dockerfile_stages_copy() -> None:

@@ -127,13 +127,36 @@ TOOLS_IMAGE_INPUTS: tuple[str, ...] = (
 #: the project from src/, whose metadata names README.md).
 SERVING_IMAGE_INPUTS: tuple[str, ...] = (*TOOLS_IMAGE_INPUTS, "README.md", "src")
 #: What `uv sync --locked --all-extras` installs the project from in every tools container:
-#: pyproject's `readme` makes the editable build read README.md.
-PROJECT_INPUTS: tuple[str, ...] = ("pyproject.toml", "uv.lock", "README.md", "src")
+#: pyproject's `readme` makes the editable build read README.md; uv and hatchling also look for
+#: their own configuration files, absent today (a pattern that matches nothing costs nothing,
+#: and a file added later must re-run what it can change).
+PROJECT_INPUTS: tuple[str, ...] = (
+    "pyproject.toml",
+    "uv.lock",
+    "README.md",
+    "src",
+    "uv.toml",
+    ".python-version",
+    "hatch.toml",
+)
+#: The files pytest looks for to find its configuration (the first found wins over
+#: pyproject.toml) and the conftest.py at the root: absent today, read if added.
+PYTEST_CONFIGURATION: tuple[str, ...] = (
+    *(
+        f"{directory}{name}"
+        for directory in ("", "test/")
+        for name in ("pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml", "tox.ini")
+    ),
+    "setup.cfg",
+    "test/setup.cfg",
+    "conftest.py",
+)
 #: Every pytest run: the project, the root conftest.py and test/support, which it imports (and
 #: which imports the stand-in's helpers and builds images from the tools image's own inputs, so
 #: including them costs no extra run: a change to them rebuilds the image under every area).
 PYTEST_BASE: tuple[str, ...] = (
     *PROJECT_INPUTS,
+    *PYTEST_CONFIGURATION,
     "Dockerfile",
     ".dockerignore",
     "build-ca.pem",
@@ -142,7 +165,8 @@ PYTEST_BASE: tuple[str, ...] = (
     "test/standin",
 )
 #: `ruff check .` and `black --check .`: every Python file, their configuration (pyproject's
-#: tool tables, nested ones too) and the .gitignore files both honour.
+#: tool tables, nested ones too), the .gitignore files both honour and the .ignore files ruff
+#: honours too.
 LINT_INPUTS: tuple[str, ...] = (
     *PROJECT_INPUTS,
     "**/*.py",
@@ -152,7 +176,10 @@ LINT_INPUTS: tuple[str, ...] = (
     "**/ruff.toml",
     "**/.ruff.toml",
     "**/.gitignore",
+    "**/.ignore",
 )
+#: checkov's own configuration in the directory it runs from (absent today).
+CHECKOV_CONFIGURATION: tuple[str, ...] = (".checkov.yaml", ".checkov.yml")
 #: bandit (src, ci/src), the lock pip-audit audits, checkov (infra/terraform), zizmor and
 #: actionlint (.github/workflows), yamllint (every YAML file, with its configuration).
 SECURITY_INPUTS: tuple[str, ...] = (
@@ -160,6 +187,7 @@ SECURITY_INPUTS: tuple[str, ...] = (
     "ci/src",
     "infra/terraform",
     ".github",
+    ".yamllint",
     ".yamllint.yaml",
     "**/*.yml",
     "**/*.yaml",
@@ -224,7 +252,7 @@ AREAS: dict[str, Area] = {
     ),
     "infra": Area(
         tests=("test/infra",),
-        reads=("infra/terraform", "ci/src", ".github/workflows"),
+        reads=("infra/terraform", "ci/src", ".github/workflows", *CHECKOV_CONFIGURATION),
     ),
     "workflows": Area(
         tests=("test/workflows", "test/test_ci_entry.py"),

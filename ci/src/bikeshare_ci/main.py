@@ -268,7 +268,7 @@ class BikeshareCi:
         archive = self.model()
         service = await self.serve(archive)
         return (
-            self._tools(fresh)
+            self._tools(fresh, checks.PROJECT_INPUTS)  # the probe needs only the installed CLI
             .with_mounted_file("/model/model.tar.gz", archive)
             .with_service_binding("model", service)
             .with_exec(PROBE_MODEL)

@@ -647,7 +647,7 @@ def _pins_markdown(pins: dict[str, str], dry_run: bool) -> str:
 def _code_span(value: str) -> str:
     """`value` as one Markdown code span on one line, whatever it holds (the plan's values come
     from a job output). The same rule as bikeshare.deploy.report.code_span, which this module
-    cannot import; test/deploy/test_report_and_names.py holds both to the same cases."""
+    cannot import; test/pipeline/test_report_markup.py holds both to the same cases."""
     shown = re.sub(r"\r\n|\r|\n", r"\\n", value)
     if not shown:
         return "(empty)"
