@@ -1,6 +1,6 @@
 """The whole CD path against the AWS stand-in, through the CLI as the pipeline runs it.
 
-This is what `dagger call rehearse` runs alone (`pytest -m rehearsal`; `test-deploy` runs it
+This is what `dagger call rehearse` runs alone (`pytest -m rehearsal`; `test-release` runs it
 too): publish, upload, deploy v1, deploy v2, an injected smoke failure that rolls back to v2
 (verified), and an explicit rollback to v1 (verified). No AWS account is needed; `.ci/run`
 runs it with the real image under Docker.

@@ -174,7 +174,7 @@ def test_checks_need_no_arguments_and_are_checks() -> None:
         assert "Container" in str(fn.return_type), f"{name} must return the container it ran"
     assert not obj.functions["ci"].check, "ci runs the checks; it is not one"
     assert not obj.functions["test"].check, "test runs the area checks; it is not one"
-    assert not obj.functions["rehearse"].check, "test-deploy runs the rehearsal; not twice"
+    assert not obj.functions["rehearse"].check, "test-release runs the rehearsal; not twice"
 
 
 def test_side_effects_are_never_cached() -> None:
@@ -315,7 +315,7 @@ def test_the_checks_get_narrow_inputs_and_one_tools_image(pipeline: Any) -> None
     """Every check's tools image comes from the same few files, so it is built once and no
     source change rebuilds it; each workspace is only what the check reads."""
     assert workspace_includes(steps(pipeline.lint())) == list(checks.LINT_INPUTS)
-    assert workspace_includes(steps(pipeline.rehearse())) == list(checks.AREAS["deploy"].inputs())
+    assert workspace_includes(steps(pipeline.rehearse())) == list(checks.AREAS["release"].inputs())
     model = steps(pipeline.model())
     assert workspace_includes(model) == list(checks.PROJECT_INPUTS)
     for plan in (steps(pipeline.lint()), steps(pipeline.rehearse()), model):
@@ -632,7 +632,7 @@ async def test_ci_runs_every_check_to_the_end_and_reports_every_failure(
     assert "| terraform-validate | FAILED |" in message
     for passed in ("security", "image-test", *(f"test-{a}" for a in checks.AREAS)):
         assert f"| {passed} | passed |" in message
-    assert "| rehearse |" not in message, "test-deploy runs the rehearsal; ci not twice"
+    assert "| rehearse |" not in message, "test-release runs the rehearsal; ci not twice"
     assert "black: would reformat src/x.py" in message or "ruff:" in message
     assert "Error: Unsupported argument" in message
     ran = {_last_exec(p)[0] for p in engine.plans_ending_with("sync") if _last_exec(p)}

@@ -221,6 +221,14 @@ WHOLE_REPOSITORY_TESTS = (
     "test/pipeline/test_guide_names_tools.py",
 )
 
+#: Whole releases against the stand-in, each test several deploys with endpoint processes: on
+#: their own they would be the one long check that leaves a second core idle, so `ci` runs
+#: them beside the rest of test/deploy (benchmarks/pipeline.md).
+RELEASE_TESTS = tuple(
+    f"test/deploy/test_{name}.py"
+    for name in ("release", "promote", "rehearsal", "tags", "truth", "replay")
+)
+
 #: The test suite by area, in the order `ci` shows them. Every test file is in exactly one area
 #: (test/pipeline/test_area_inputs.py checks it, that each area's inputs cover its reads, and
 #: that each `reads` entry is needed). infra/terraform is in nearly every area because
@@ -238,6 +246,11 @@ AREAS: dict[str, Area] = {
     "deploy": Area(
         tests=("test/deploy",),
         reads=("infra/terraform",),
+        elsewhere=RELEASE_TESTS,
+    ),
+    "release": Area(
+        tests=RELEASE_TESTS,
+        reads=("test/deploy/conftest.py", "infra/terraform"),
     ),
     "pipeline": Area(
         tests=("test/pipeline",),
@@ -270,5 +283,12 @@ AREAS: dict[str, Area] = {
 
 #: The whole CD path against the AWS stand-in (moto, its registry and endpoint processes all
 #: inside the container): publish, deploy v1 and v2, a smoke failure rolled back, a rollback.
-#: It is the deploy area's rehearsal tests, so it gets the deploy area's inputs.
-REHEARSAL: Command = ("pytest", "-p", "no:cacheprovider", "-m", "rehearsal", *AREAS["deploy"].tests)
+#: It is the release area's rehearsal tests, so it gets the release area's inputs.
+REHEARSAL: Command = (
+    "pytest",
+    "-p",
+    "no:cacheprovider",
+    "-m",
+    "rehearsal",
+    *AREAS["release"].tests,
+)

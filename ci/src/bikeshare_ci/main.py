@@ -202,8 +202,14 @@ class BikeshareCi:
     @function(cache=CHECK_CACHE)
     @check
     def test_deploy(self, fresh: Annotated[bool, FRESH_DOC] = False) -> dagger.Container:
-        """The release engine's tests (test/deploy) against the local AWS stand-in."""
+        """The release engine's tests (test/deploy) but whole releases (`test-release`)."""
         return self._pytest("deploy", fresh)
+
+    @function(cache=CHECK_CACHE)
+    @check
+    def test_release(self, fresh: Annotated[bool, FRESH_DOC] = False) -> dagger.Container:
+        """Whole releases against the local AWS stand-in: deploy, promote, the rehearsal."""
+        return self._pytest("release", fresh)
 
     @function(cache=CHECK_CACHE)
     @check
@@ -280,10 +286,10 @@ class BikeshareCi:
 
         Inside the tools container: `bikeshare deploy` of v1 and v2 with an image pushed to the
         stand-in's registry, an injected smoke failure rolled back, and a verified rollback. The
-        module's own publish and cd-staging are not part of it. It gets the deploy area's inputs.
-        Not a check of its own: `test-deploy` runs the same test (`ci` would run it twice).
+        module's own publish and cd-staging are not part of it. It gets the release area's inputs.
+        Not a check of its own: `test-release` runs the same test (`ci` would run it twice).
         """
-        inputs = checks.AREAS["deploy"].inputs()
+        inputs = checks.AREAS["release"].inputs()
         return self._tools(fresh, inputs).with_exec(list(checks.REHEARSAL))
 
     @function(cache=CHECK_CACHE)
