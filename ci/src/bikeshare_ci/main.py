@@ -202,7 +202,7 @@ class BikeshareCi:
     @function(cache=CHECK_CACHE)
     @check
     def test_deploy(self, fresh: Annotated[bool, FRESH_DOC] = False) -> dagger.Container:
-        """The release engine's tests (test/deploy) but whole releases (`test-release`)."""
+        """The release engine's tests (test/deploy), whole releases aside (see test-release)."""
         return self._pytest("deploy", fresh)
 
     @function(cache=CHECK_CACHE)
