@@ -230,7 +230,8 @@ def test_the_fallback_extractor_strips_setuid_setgid_and_sticky_bits_as_the_filt
         safe_extract(archive, tmp_path / "fallback")
     modes = extracted_modes(tmp_path / "fallback")
     assert modes == {"d": 0o755, "d/setuid": 0o755, "plain": 0o600, "setgid-sticky": 0o644}
-    assert modes == extracted_modes(tmp_path / "filtered"), "the same as the data filter"
+    if hasattr(tarfile, "data_filter"):  # else both extractions above were the fallback's
+        assert modes == extracted_modes(tmp_path / "filtered"), "the same as the data filter"
 
 
 def test_the_fallback_extractor_still_refuses_links(

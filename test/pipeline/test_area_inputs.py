@@ -230,7 +230,7 @@ def area_test_files(area: checks.Area) -> list[str]:
 
 
 def conftests(path: str) -> list[str]:
-    """Every conftest.py pytest loads for a test file: in test/ and each directory below."""
+    """Every conftest.py pytest loads for a test file: at the root and each directory below."""
     parts = Path(path).parts
     found = []
     for depth in range(len(parts)):  # from the repository root's
@@ -304,6 +304,8 @@ def problems(area: checks.Area, patterns: tuple[str, ...] | None = None) -> list
                 missing.append(f"{pattern} ({why}) is not an input")
         elif not covered(inputs, path):
             missing.append(f"{path} ({why}) is not an input")
+        elif path in area.elsewhere:  # excluded from the area's container
+            missing.append(f"{path} ({why}) runs in another area, so it is not mounted")
     return missing
 
 
@@ -360,12 +362,14 @@ REHEARSAL_MARK = re.compile(r"^(pytestmark = .*|\s*@)pytest\.mark\.rehearsal\b",
 
 
 def test_the_release_area_runs_every_rehearsal_test() -> None:
-    """`ci` has no `rehearse` row because `test-release` runs the rehearsal tests: each file
-    marked `rehearsal` is among the release area's tests."""
+    """Each file marked `rehearsal` is among the release area's tests.
+
+    That is why `ci` has no `rehearse` row: `test-release` runs them."""
     release = checks.AREAS["release"]
     marked = [
         path.relative_to(ROOT).as_posix()
-        for path in sorted((ROOT / "test").rglob("test_*.py"))
+        for pattern in ("test_*.py", "*_test.py")
+        for path in sorted((ROOT / "test").rglob(pattern))
         if REHEARSAL_MARK.search(path.read_text())
     ]
     assert marked, "no test is marked rehearsal"
@@ -411,6 +415,16 @@ def test_dropping_what_a_subprocess_runs_is_caught() -> None:
     )
 
 
+def test_excluding_a_file_the_area_reads_is_caught() -> None:
+    """An area's `elsewhere` files are excluded from its container: none may be one it reads."""
+    deploy = checks.AREAS["deploy"]
+    wrong = dataclasses.replace(deploy, elsewhere=(*deploy.elsewhere, "test/deploy/conftest.py"))
+    assert (
+        "test/deploy/conftest.py (a test file or its conftest.py) runs in another area, "
+        "so it is not mounted" in problems(wrong)
+    )
+
+
 def test_dropping_checkovs_configuration_is_caught() -> None:
     """test_terraform runs checkov (`from bikeshare_ci.checks import CHECKOV`) from the root,
     where checkov looks for .checkov.yaml: a file added there must re-run the infra area."""
@@ -428,7 +442,14 @@ def test_pytests_configuration_files_are_in_every_area() -> None:
     for name, area in checks.AREAS.items():
         if not area.everything:
             assert set(checks.PYTEST_CONFIGURATION) <= set(area.inputs()), name
-    assert {"pytest.ini", "test/tox.ini", "conftest.py"} <= set(checks.PYTEST_CONFIGURATION)
+    for found in (
+        "pytest.ini",
+        "test/tox.ini",
+        "test/deploy/pytest.ini",
+        "setup.cfg",
+        "conftest.py",
+    ):
+        assert covered(checks.PYTEST_CONFIGURATION, found), found
 
 
 def test_dropping_what_the_check_commands_read_is_caught() -> None:

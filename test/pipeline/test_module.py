@@ -293,6 +293,14 @@ def workspace_includes(plan: list[Field]) -> list[str] | None:
     return filters[-1]["include"] if filters else None
 
 
+def workspace_excludes(plan: list[Field]) -> list[str]:
+    """The exclude patterns of the directory a tools container gets at /workspace."""
+    (mounted,) = [c["source"] for c in calls(plan, "withDirectory")
+                  if c["path"] == containers.WORKSPACE]  # fmt: skip
+    filters = calls(steps(mounted), "filter")
+    return list(filters[-1].get("exclude", [])) if filters else []
+
+
 def image_context_includes(plan: list[Field]) -> list[str]:
     """The include patterns of the build context of the plan's dockerBuild."""
     before = plan[: [f.name for f in plan].index("dockerBuild")]
@@ -305,6 +313,7 @@ def test_each_area_runs_its_tests_on_only_its_inputs(pipeline: Any, area: str) -
     plan = steps(getattr(pipeline, f"test_{area}")())
     expected = None if spec.everything else list(spec.inputs())
     assert workspace_includes(plan) == expected
+    assert workspace_excludes(plan) == (list(spec.elsewhere) if expected else [])
     command = calls(plan, "withExec")[-1]["args"]
     assert command == list(checks.pytest_command(paths=spec.pytest_paths()))
     assert image_context_includes(plan) == list(checks.TOOLS_IMAGE_INPUTS)

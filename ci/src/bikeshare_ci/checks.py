@@ -128,8 +128,8 @@ TOOLS_IMAGE_INPUTS: tuple[str, ...] = (
 SERVING_IMAGE_INPUTS: tuple[str, ...] = (*TOOLS_IMAGE_INPUTS, "README.md", "src")
 #: What `uv sync --locked --all-extras` installs the project from in every tools container:
 #: pyproject's `readme` makes the editable build read README.md; uv and hatchling also look for
-#: their own configuration files, absent today (a pattern that matches nothing costs nothing,
-#: and a file added later must re-run what it can change).
+#: their own configuration files (.python-version exists; a pattern that matches nothing costs
+#: nothing, and a file added later must re-run what it can change).
 PROJECT_INPUTS: tuple[str, ...] = (
     "pyproject.toml",
     "uv.lock",
@@ -139,16 +139,15 @@ PROJECT_INPUTS: tuple[str, ...] = (
     ".python-version",
     "hatch.toml",
 )
-#: The files pytest looks for to find its configuration (the first found wins over
-#: pyproject.toml) and the conftest.py at the root: absent today, read if added.
+#: The files pytest looks for to find its configuration, in the directories from its arguments'
+#: common ancestor up (the first found wins over pyproject.toml), and the conftest.py at the
+#: root: absent today, read if added.
 PYTEST_CONFIGURATION: tuple[str, ...] = (
     *(
-        f"{directory}{name}"
-        for directory in ("", "test/")
+        f"**/{name}"
         for name in ("pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml", "tox.ini")
     ),
-    "setup.cfg",
-    "test/setup.cfg",
+    "**/setup.cfg",
     "conftest.py",
 )
 #: Every pytest run: the project, the root conftest.py and test/support, which it imports (and
@@ -221,9 +220,10 @@ WHOLE_REPOSITORY_TESTS = (
     "test/pipeline/test_guide_names_tools.py",
 )
 
-#: Whole releases against the stand-in, each test several deploys with endpoint processes: on
-#: their own they would be the one long check that leaves a second core idle, so `ci` runs
-#: them beside the rest of test/deploy (benchmarks/pipeline.md).
+#: Whole releases against the stand-in, each test several deploys with endpoint processes:
+#: inside test-deploy they made it the one long check, running alone on one core for minutes
+#: after the others had finished, so `ci` runs them beside the rest of test/deploy
+#: (benchmarks/pipeline.md).
 RELEASE_TESTS = tuple(
     f"test/deploy/test_{name}.py"
     for name in ("release", "promote", "rehearsal", "tags", "truth", "replay")

@@ -55,15 +55,21 @@ def tools_container(
     source: dagger.Directory,
     base_image: str = PYTHON_BASE,
     inputs: tuple[str, ...] | None = None,
+    exclude: tuple[str, ...] = (),
 ) -> dagger.Container:
     """The tools image with the repository on top and the project installed from the lock.
 
     The lock's dependencies are in the image already; only the project itself installs here, so a
     source change costs seconds. uv's cache is a cache volume (checkov's tool environment too).
     `inputs` (checks.*_INPUTS, an area's inputs) narrows /workspace to the files a check reads,
-    so a change to any other file leaves the check's steps cached.
+    so a change to any other file leaves the check's steps cached; `exclude` drops files another
+    check runs (an area's `elsewhere`), so editing them does not re-run this one.
     """
-    workspace = source if inputs is None else source.filter(include=list(inputs))
+    workspace = source
+    if inputs is not None and exclude:
+        workspace = source.filter(include=list(inputs), exclude=list(exclude))
+    elif inputs is not None:
+        workspace = source.filter(include=list(inputs))
     return (
         tools_image(source, base_image)
         .with_mounted_cache(UV_CACHE, dag.cache_volume("bikeshare-uv-cache"))

@@ -367,10 +367,13 @@ class BikeshareCi:
         )
 
     def _tools(
-        self, fresh: bool = False, inputs: tuple[str, ...] | None = None
+        self,
+        fresh: bool = False,
+        inputs: tuple[str, ...] | None = None,
+        exclude: tuple[str, ...] = (),
     ) -> dagger.Container:
-        """The tools container; with `inputs`, /workspace holds only those files."""
-        tools = containers.tools_container(self.source, self.base_image, inputs)
+        """The tools container; with `inputs`, /workspace holds only those files, less `exclude`."""
+        tools = containers.tools_container(self.source, self.base_image, inputs, exclude)
         return self._fresh(tools, fresh)
 
     def _pytest(
@@ -382,7 +385,7 @@ class BikeshareCi:
         inputs = None if spec.everything else spec.inputs()
         command = checks.pytest_command(paths=spec.pytest_paths())
         return (
-            self._tools(fresh, inputs)
+            self._tools(fresh, inputs, spec.elsewhere)
             .with_directory(checks.REPORTS, dag.directory())
             .with_exec(list(command), expect=expect)
         )
