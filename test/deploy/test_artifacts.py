@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import json
 import stat
 import tarfile
 import tracemalloc
@@ -15,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from bikeshare.deploy import artifacts
@@ -32,7 +30,7 @@ from bikeshare.deploy.artifacts import (
 )
 from bikeshare.deploy.release import deploy
 from bikeshare.errors import BikeshareError
-from support.account import admin_client, terraform
+from support.account import role_session, terraform
 from support.aws import BUCKET, REGION, Aws
 
 MiB = 1024 * 1024
@@ -253,26 +251,8 @@ def test_the_fallback_extractor_still_refuses_links(
 
 def publisher_s3(aws: Aws) -> Any:
     """S3 as a data scientist holding only Terraform's model_publisher document."""
-    iam = admin_client("iam", aws.url, REGION)
-    trust = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
-        "Action": "sts:AssumeRole",
-    }]}  # fmt: skip
-    role = iam.create_role(RoleName="publisher", AssumeRolePolicyDocument=json.dumps(trust))
-    iam.put_role_policy(
-        RoleName="publisher",
-        PolicyName="model-publisher",
-        PolicyDocument=json.dumps(terraform().documents["model_publisher"]),
-    )
-    credentials = admin_client("sts", aws.url, REGION).assume_role(
-        RoleArn=role["Role"]["Arn"], RoleSessionName="publisher"
-    )["Credentials"]
-    return boto3.Session(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-        region_name=REGION,
-    ).client("s3", endpoint_url=aws.url)
+    policy = terraform().documents["model_publisher"]
+    return role_session(aws.url, REGION, "publisher", policy).client("s3", endpoint_url=aws.url)
 
 
 def nothing_released(aws: Aws) -> None:

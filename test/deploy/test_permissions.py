@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from bikeshare.deploy.artifacts import upload_model
@@ -23,7 +22,7 @@ from bikeshare.deploy.promote import promote
 from bikeshare.deploy.release import DeployFailed, deploy, rollback
 from bikeshare.deploy.scaling import ScalingPolicy
 from bikeshare.errors import BikeshareError
-from support.account import admin_client, terraform
+from support.account import admin_client, role_session, terraform
 from support.aws import BUCKET, REGION, ROLE, Aws
 from support.terraform_iam import Rendered, Setting, render
 
@@ -251,30 +250,7 @@ def test_production_never_writes_model_archives_or_images(aws: Aws, model_uri: s
 
 def data_scientist(aws: Aws, policy: dict) -> Any:
     """A session of a role holding only `policy`, as a data scientist's SSO session would."""
-    iam = admin_client("iam", aws.url, REGION)
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    role = iam.create_role(RoleName="data-scientist", AssumeRolePolicyDocument=json.dumps(trust))
-    iam.put_role_policy(
-        RoleName="data-scientist", PolicyName="model-publisher", PolicyDocument=json.dumps(policy)
-    )
-    credentials = admin_client("sts", aws.url, REGION).assume_role(
-        RoleArn=role["Role"]["Arn"], RoleSessionName="data-scientist"
-    )["Credentials"]
-    return boto3.Session(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-        region_name=REGION,
-    )
+    return role_session(aws.url, REGION, "data-scientist", policy)
 
 
 def test_the_model_publisher_policy_uploads_models_and_nothing_else(

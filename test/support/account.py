@@ -68,6 +68,29 @@ def admin_client(service: str, url: str, region: str) -> Any:
     return admin_session(region).client(service, endpoint_url=url)
 
 
+def role_session(url: str, region: str, role: str, policy: dict[str, Any]) -> boto3.Session:
+    """A session of a new role `role` holding only `policy`, assumed with the account's own keys
+    (as a data scientist's SSO session would be)."""
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+        "Action": "sts:AssumeRole",
+    }]}  # fmt: skip
+    iam = admin_client("iam", url, region)
+    created = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(
+        RoleName=role, PolicyName="model-publisher", PolicyDocument=json.dumps(policy)
+    )
+    credentials = admin_client("sts", url, region).assume_role(
+        RoleArn=created["Role"]["Arn"], RoleSessionName=role
+    )["Credentials"]
+    return new_session(
+        region,
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+
+
 def provision(url: str, region: str, rendered: Rendered | None = None) -> None:
     """Create what Terraform creates that a release touches: the GitHub OIDC provider, the
     roles with their rendered policies, the model bucket (encrypted with the project's KMS
