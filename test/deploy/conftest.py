@@ -15,7 +15,7 @@ from bikeshare.deploy.aws import AwsTarget
 from bikeshare.model.runtime import RUNTIME_LABEL, as_requirements, installed_versions
 from standin import StandIn, sagemaker
 from standin.registry import PASSWORD
-from standin.runners import DockerRunner
+from standin.runners import DockerRunner, ProcessRunner
 from support import REPORT_LINES, docker_available
 from support.account import admin_session, login, provision
 from support.aws import BUCKET, REGION, REPOSITORY, Aws, release_clients
@@ -38,21 +38,26 @@ def standin() -> Iterator[StandIn]:
 
 @pytest.fixture(scope="session")
 def deployable_image(standin: StandIn, request: pytest.FixtureRequest) -> str:
-    """The image every deploy test ships, in the stand-in's ECR.
-
-    With Docker, the real serving image is pushed and each endpoint variant runs it as a
-    container, as SageMaker does. Without Docker, a manifest with the same runtime label stands
-    in for it and variants run as `bikeshare serve` processes.
-    """
+    """The image every deploy test ships, in the stand-in's ECR: with Docker, the real serving
+    image, pushed; without, a manifest with the same runtime label stands in for it (what deploy
+    checks before it changes anything reads only the manifest)."""
     assert standin.registry is not None
     if docker_available():
         built = request.getfixturevalue("serving_image")
-        sagemaker.STATE.runner_factory = DockerRunner
         return push(built, standin.registry.address, REPOSITORY, "test", PASSWORD)
     if os.environ.get("BIKESHARE_REQUIRE_DOCKER") == "1":
         pytest.fail("BIKESHARE_REQUIRE_DOCKER=1 but no Docker daemon answers")
     runtime = {RUNTIME_LABEL: as_requirements(installed_versions())}
     return standin.registry.push_manifest(REPOSITORY, "test", runtime)
+
+
+def variant_runner(request: pytest.FixtureRequest) -> type[DockerRunner] | type[ProcessRunner]:
+    """How the test's endpoint variants run. A test marked `containers` runs the pushed image
+    as a container with Docker, as SageMaker does (the image's own behaviour is what it
+    checks); the others fork `bikeshare serve` processes (standin.preloaded), seconds faster
+    per deploy, and the same server. Without Docker every variant is a process."""
+    wants_containers = request.node.get_closest_marker("containers") is not None
+    return DockerRunner if wants_containers and docker_available() else ProcessRunner
 
 
 @dataclass
@@ -102,6 +107,7 @@ def aws(
             pytest.fail(reason)
         pytest.skip(reason)
     image = request.getfixturevalue("deployable_image")
+    sagemaker.STATE.runner_factory = variant_runner(request)
     provision(standin.url, REGION)
     staging = login(standin.url, REGION, "bikeshare-deployer-staging", "staging")
     production = login(standin.url, REGION, "bikeshare-deployer-production", "production")

@@ -16,7 +16,8 @@ import pytest
 from support import run_cli
 from support.aws import BUCKET, REGION, REPOSITORY, ROLE, Aws
 
-pytestmark = pytest.mark.rehearsal
+# containers: with Docker the endpoint's variants run the pushed serving image, as on AWS.
+pytestmark = [pytest.mark.rehearsal, pytest.mark.containers]
 
 ENDPOINT = "bikeshare-staging"
 

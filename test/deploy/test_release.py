@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,7 @@ def quiet(_: str) -> None:
     """Progress lines are checked where they matter; elsewhere they are dropped."""
 
 
+@pytest.mark.containers
 def test_first_deploy_creates_verifies_smokes_and_records(aws: Aws, model_uri: str) -> None:
     lines: list[str] = []
     outcome = deploy(aws.clients, aws.request(ENDPOINT, model_uri), say=lines.append)
@@ -160,13 +162,15 @@ def test_model_that_does_not_load_fails_an_update_and_the_old_release_serves(
 
 
 def _broken_image(aws: Aws, instruction: str, tag: str, workdir: Path) -> str:
-    """The serving image with one instruction changed, pushed to the stand-in's ECR."""
+    """The serving image with one instruction changed, pushed to the stand-in's ECR (the test
+    is marked `containers`: its variants run the image)."""
     if sagemaker.STATE.runner_factory is not DockerRunner:
         pytest.skip("broken images need Docker: without it, variants run as processes")
     local = image_from(IMAGE_TAG, instruction, f"bikeshare-broken:{tag}", workdir)
     return push(local, aws.registry.address, REPOSITORY, tag, PASSWORD)
 
 
+@pytest.mark.containers
 def test_image_that_never_passes_ping_fails_the_update_and_the_old_release_serves(
     aws: Aws, model_uri: str, tmp_path: Path
 ) -> None:
@@ -182,6 +186,7 @@ def test_image_that_never_passes_ping_fails_the_update_and_the_old_release_serve
     assert serving(aws) == ("InService", good.new_config)
 
 
+@pytest.mark.containers
 def test_image_whose_entrypoint_fails_leaves_nothing_behind(
     aws: Aws, model_uri: str, tmp_path: Path
 ) -> None:
@@ -252,6 +257,43 @@ def test_stand_in_sagemaker_itself_rejects_oci_images(aws: Aws, model_uri: str) 
             ExecutionRoleArn=ROLE,
             PrimaryContainer={"Image": oci, "ModelDataUrl": model_uri},
         )
+
+
+def test_stand_in_sagemaker_refuses_a_model_or_config_name_twice(aws: Aws, model_uri: str) -> None:
+    """As SageMaker does (moto would replace the model under a serving config)."""
+    container = {"Image": aws.image, "ModelDataUrl": model_uri}
+    aws.sagemaker.create_model(ModelName="twice", ExecutionRoleArn=ROLE, PrimaryContainer=container)
+    with pytest.raises(Exception, match=r'Cannot create already existing model ".*:model/twice"'):
+        aws.sagemaker.create_model(
+            ModelName="twice", ExecutionRoleArn=ROLE, PrimaryContainer=container
+        )
+    variants = [
+        {"VariantName": "v", "ModelName": "twice", "InstanceType": "ml.m5.large",
+         "InitialInstanceCount": 1},
+    ]  # fmt: skip
+    aws.sagemaker.create_endpoint_config(EndpointConfigName="twice", ProductionVariants=variants)
+    with pytest.raises(Exception, match="Cannot create already existing endpoint configuration"):
+        aws.sagemaker.create_endpoint_config(
+            EndpointConfigName="twice", ProductionVariants=variants
+        )
+
+
+def test_a_deploy_of_the_serving_commit_within_its_second_waits_for_a_name_of_its_own(
+    aws: Aws, model_uri: str, tmp_path: Path
+) -> None:
+    """Release names have one-second resolution: a second deploy of the same commit in the same
+    second (found when variants started fast enough) took the serving release's name and
+    'updated' the endpoint to the release it served, smoke-testing another model's payload."""
+    from bikeshare.deploy.artifacts import upload_model
+
+    second = datetime(2026, 12, 4, 16, 25, 54, tzinfo=UTC)
+    clock = iter([second, second, second + timedelta(seconds=1)])
+    good = deploy(aws.clients, aws.request(ENDPOINT, model_uri), say=quiet, now=lambda: second)
+    broken = upload_model(aws.clients.s3, broken_model_archive(tmp_path), BUCKET, "models", "dead")
+    with pytest.raises(DeployFailed, match="did not pass the ping health check"):
+        deploy(aws.clients, aws.request(ENDPOINT, broken), say=quiet, now=lambda: next(clock))
+    assert serving(aws) == ("InService", good.new_config)
+    assert good.new_config.endswith("-20261204162554")
 
 
 def _hand_made_endpoint(aws: Aws, model_data: str, variant: str, name: str) -> None:

@@ -252,14 +252,16 @@ def _check(send: Send, case: Case) -> None:
         assert response.json()["message"], response.text
 
 
-def _send_generated_payloads(send: Send, examples: int) -> dict[str, int]:
+def _send_generated_payloads(
+    send: Send, examples: int, derandomize: bool = DERANDOMIZE
+) -> dict[str, int]:
     """Send `examples` generated cases, checking each; how many were valid and invalid."""
     sent = {"valid": 0, "invalid": 0}
 
     @settings(
         max_examples=examples,
         deadline=None,
-        derandomize=DERANDOMIZE,
+        derandomize=derandomize,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     @given(case=st.one_of(cases(), cases(), cases(), garbage))
@@ -280,8 +282,14 @@ def test_over_a_thousand_generated_payloads(in_process: AsgiClient) -> None:
 
 
 def test_generated_payloads_through_the_real_server(server: ServeProcess) -> None:
-    """The same property end to end: gunicorn's parser and worker answer as the app does."""
-    sent = _send_generated_payloads(_over_the_socket(server), examples=OVER_THE_SOCKET)
+    """The same property end to end: gunicorn's parser and worker answer as the app does.
+
+    Always the same 120 cases: drawn afresh, the valid share of 120 ranged 17-47% (15 draws), so
+    the check that both kinds went through failed one run in ten outside CI (found in the
+    engine). The thousand cases above, drawn afresh outside CI, explore (32-43% valid)."""
+    sent = _send_generated_payloads(
+        _over_the_socket(server), examples=OVER_THE_SOCKET, derandomize=True
+    )
     assert sum(sent.values()) >= OVER_THE_SOCKET
     assert sent["valid"] >= OVER_THE_SOCKET // 5, sent
     assert sent["invalid"] >= OVER_THE_SOCKET // 5, sent

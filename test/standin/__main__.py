@@ -3,8 +3,8 @@
 import sys
 from pathlib import Path
 
-# Guarded: the fork server that starts variants (standin.runners) may import this file again in
-# each variant's process, as multiprocessing does with a __main__ given by its path.
+# Guarded: started by its path (`python test/standin/__main__.py`), this file is run again in
+# each endpoint variant's process (multiprocessing's spawn.prepare, standin.runners.fork_serve).
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

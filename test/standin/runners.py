@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import io
 import multiprocessing
+import multiprocessing.connection
 import os
 import shutil
 import subprocess
@@ -44,9 +45,16 @@ def unpack_model(archive: bytes, workdir: Path) -> Path:
 
 
 #: Variants' processes are forked from one server that has imported `bikeshare serve`'s stack
-#: (standin.preloaded): ~5.5 s of imports per variant, paid once per stand-in.
+#: (standin.preloaded): ~5.5 s of CPU per variant, paid once per stand-in.
 _FORK_SERVER = multiprocessing.get_context("forkserver")
 _FORK_SERVER.set_forkserver_preload(list(preloaded.IMPORTS))
+# `bikeshare serve` sets this before OpenMP loads; in a variant OpenMP is loaded already, by the
+# fork server, which inherits this process's environment. Set at import, before any thread.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+#: A forked process's exit status is read from a pipe without a lock (popen_forkserver.poll),
+#: by whoever asks first: the runner, its log follower, and multiprocessing's own clean-up in
+#: another variant's start(). Two readers at once turn the status into 255, so all take this.
+_STATUS = threading.Lock()
 
 
 def fork_serve(
@@ -57,17 +65,27 @@ def fork_serve(
     port = free_port()
     log_path = workdir / f"serve-{port}.log"
     log_path.touch()  # the log's follower opens it now
-    # `bikeshare serve` sets this before OpenMP loads; in a variant OpenMP is loaded already, by
-    # the fork server, which inherits this process's environment when the first variant starts.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     argv = ["--model-dir", str(model_dir), "--port", str(port), "--workers", "1", *extra]
-    # daemon: if the stand-in's process ends without stopping it, multiprocessing's exit
-    # handler terminates it (a container outlives nothing either).
+    # daemon: if the stand-in's process exits normally without stopping it, multiprocessing's
+    # exit handler terminates it (a container outlives nothing either).
     process = _FORK_SERVER.Process(
         target=preloaded.serve, args=(argv, str(log_path)), name=f"variant-{port}", daemon=True
     )
-    process.start()
+    with _STATUS:  # start() polls every other variant (multiprocessing.process._cleanup)
+        process.start()
     return process, f"http://127.0.0.1:{port}", log_path
+
+
+def exited(process: multiprocessing.process.BaseProcess) -> bool:
+    """Whether a forked process has exited (its status read under _STATUS)."""
+    with _STATUS:
+        return not process.is_alive()
+
+
+def wait_for_exit(process: multiprocessing.process.BaseProcess, timeout: float) -> bool:
+    """Wait up to `timeout` seconds for a forked process to exit; whether it did."""
+    multiprocessing.connection.wait([process.sentinel], timeout)
+    return exited(process)
 
 
 @dataclass
@@ -85,37 +103,50 @@ class ProcessRunner:
     log_sink: Sink | None = None  # the endpoint's CloudWatch log stream
     base_url: str = ""
     _process: multiprocessing.process.BaseProcess | None = None
+    _log_path: Path | None = None
     _workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="standin-")))
     _shipping: threading.Thread | None = None
 
     def start(self) -> None:
         model_dir = unpack_model(self.model_archive, self._workdir)
-        self._process, self.base_url, log_path = fork_serve(
+        self._process, self.base_url, self._log_path = fork_serve(
             model_dir, self._workdir, "--grace-seconds", "2"
         )
         if self.log_sink is not None:
-            lines = tail_file(str(log_path), done=lambda: not self._running())
+            lines = tail_file(str(self._log_path), done=lambda: not self._running())
             self._shipping = follow(lines, self.log_sink)
         self._wait_for_ping()
 
     def _running(self) -> bool:
-        return self._process is not None and self._process.is_alive()
+        return self._process is not None and not exited(self._process)
 
     def _wait_for_ping(self) -> None:
         try:
             wait_for_ping(self.base_url, timeout=self.health_timeout, alive=self._running)
         except (RuntimeError, TimeoutError):
+            self._say_why_if_silent()
             self.stop()
             raise VariantFailed(PING_FAILURE.format(variant=self.variant)) from None
 
+    def _say_why_if_silent(self) -> None:
+        """A variant that died before `bikeshare serve` ran (multiprocessing's start-up in the
+        child failed) printed its reason where the fork server prints, not in its log: its log
+        says at least that, as a container's log would show its exit."""
+        if self._process is None or self._log_path is None or self._running():
+            return
+        if not self._log_path.stat().st_size:
+            with self._log_path.open("a") as log:
+                log.write(
+                    f"the variant's process exited with status {self._process.exitcode} before "
+                    "`bikeshare serve` wrote anything (its reason is in the stand-in's output)\n"
+                )
+
     def stop(self) -> None:
-        if self._process is not None:
-            if self._process.is_alive():
-                self._process.terminate()
-                self._process.join(timeout=10)
-            if self._process.is_alive():
+        if self._process is not None and not exited(self._process):
+            self._process.terminate()
+            if not wait_for_exit(self._process, timeout=10):
                 self._process.kill()
-                self._process.join(timeout=10)
+                wait_for_exit(self._process, timeout=10)
         if self._shipping is not None:  # the last lines reach CloudWatch before the log goes
             self._shipping.join(timeout=5)
         shutil.rmtree(self._workdir, ignore_errors=True)

@@ -323,6 +323,11 @@ def delete_endpoint(self: SageMakerModelBackend, endpoint_name: str) -> None:
 
 
 def create_model(self: SageMakerModelBackend, **kwargs: Any) -> Any:
+    name = kwargs.get("model_name", "")
+    if name in self._models:  # moto would replace the model every config of that name serves
+        raise ValidationError(
+            message=f'Cannot create already existing model "{self._models[name].arn}".'
+        )
     role = kwargs.get("execution_role_arn", "")
     if not _sagemaker_may_assume(self.account_id, role):
         raise ValidationError(
@@ -343,6 +348,16 @@ def create_model(self: SageMakerModelBackend, **kwargs: Any) -> Any:
                 "supports Docker image manifest V2, schema 2 only."
             )
     return _original["create_model"](self, **kwargs)
+
+
+def create_endpoint_config(self: SageMakerModelBackend, **kwargs: Any) -> Any:
+    name = kwargs.get("endpoint_config_name", "")
+    if name in self.endpoint_configs:  # moto would replace it under a serving endpoint
+        raise ValidationError(
+            message="Cannot create already existing endpoint configuration "
+            f'"{self.endpoint_configs[name].endpoint_config_arn}".'
+        )
+    return _original["create_endpoint_config"](self, **kwargs)
 
 
 def _sagemaker_may_assume(account: str, role_arn: str) -> bool:
@@ -462,12 +477,13 @@ def install() -> None:
     """Patch moto's SageMaker classes in this process (idempotent)."""
     if _original:
         return
-    for name in ("create_endpoint", "delete_endpoint", "create_model"):
+    for name in ("create_endpoint", "delete_endpoint", "create_model", "create_endpoint_config"):
         _original[name] = getattr(SageMakerModelBackend, name)
     SageMakerModelBackend.create_endpoint = create_endpoint
     SageMakerModelBackend.update_endpoint = update_endpoint
     SageMakerModelBackend.delete_endpoint = delete_endpoint
     SageMakerModelBackend.create_model = create_model
+    SageMakerModelBackend.create_endpoint_config = create_endpoint_config
     SageMakerModelBackend.add_tags = add_tags
     _original["register_scalable_target"] = ApplicationAutoscalingBackend.register_scalable_target
     ApplicationAutoscalingBackend.register_scalable_target = register_scalable_target

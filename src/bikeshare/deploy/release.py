@@ -262,7 +262,7 @@ def deploy(
         if rejected is not None:
             raise rejected from error
         raise
-    name = release_name(request.endpoint_name, request.git_sha, now())
+    name = _name_unlike_the_serving_release(request, current, now)
     outcome = Outcome(
         endpoint_name=request.endpoint_name,
         new_config=name,
@@ -369,16 +369,49 @@ def _plan(request: DeployRequest, current: EndpointSnapshot | None, name: str) -
     return lines
 
 
+#: How long a deploy waits for a release name unlike the serving release's (names have
+#: one-second resolution), in pauses of NAME_PAUSE seconds.
+NAME_PAUSES = 40
+NAME_PAUSE = 0.05
+
+
+def _name_unlike_the_serving_release(
+    request: DeployRequest, current: EndpointSnapshot | None, now: Callable[[], datetime]
+) -> str:
+    """This release's name. A deploy of the serving release's commit within the second that
+    release was named in waits for the next second: SageMaker refuses a model or config name
+    twice (a deploy right after a deploy, as tests and scripted retries do)."""
+    name = release_name(request.endpoint_name, request.git_sha, now())
+    for _ in range(NAME_PAUSES):
+        if current is None or name != current.config_name:
+            return name
+        time.sleep(NAME_PAUSE)
+        name = release_name(request.endpoint_name, request.git_sha, now())
+    raise DeployFailed(
+        f"{request.endpoint_name} serves a release named {name} already and the clock gives no "
+        f"new name: nothing was changed: {request.endpoint_name} still serves {name}"
+    )
+
+
 def _create_release(
     sagemaker: Any, request: DeployRequest, current: EndpointSnapshot | None, name: str
 ) -> None:
     variant = current.variants[0].name if current and current.variants else DEFAULT_VARIANT
-    sagemaker.create_model(
-        ModelName=name,
-        ExecutionRoleArn=request.execution_role_arn,
-        PrimaryContainer={"Image": request.image_uri, "ModelDataUrl": request.model_data},
-        Tags=release_tags(request),
-    )
+    serves = f"still serves {current.config_name}" if current else "does not exist yet"
+    try:
+        sagemaker.create_model(
+            ModelName=name,
+            ExecutionRoleArn=request.execution_role_arn,
+            PrimaryContainer={"Image": request.image_uri, "ModelDataUrl": request.model_data},
+            Tags=release_tags(request),
+        )
+    except Exception as error:
+        if not error_code(error):
+            raise
+        raise DeployFailed(
+            f"SageMaker refused the model of {name}: {_short(error_message(error)).rstrip('.')}."
+            f" Nothing was changed: {request.endpoint_name} {serves}"
+        ) from error
     try:
         sagemaker.create_endpoint_config(
             EndpointConfigName=name,
@@ -398,7 +431,6 @@ def _create_release(
         _delete_release(sagemaker, name)
         if not error_code(error):
             raise
-        serves = f"still serves {current.config_name}" if current else "does not exist yet"
         raise DeployFailed(
             f"SageMaker refused the endpoint config of {name}: {_short(error_message(error))}. "
             f"Removed this release's model; nothing was changed: {request.endpoint_name} {serves}"
