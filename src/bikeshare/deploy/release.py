@@ -406,7 +406,9 @@ def _create_release(
             Tags=release_tags(request),
         )
     except Exception as error:
-        if not error_code(error):
+        # A refused name or container says nothing changed; a denied call stays as it is (its
+        # AccessDenied names the missing permission).
+        if error_code(error) != "ValidationException":
             raise
         raise DeployFailed(
             f"SageMaker refused the model of {name}: {_short(error_message(error)).rstrip('.')}."
