@@ -59,13 +59,10 @@ RUN = [b for b in BLOCKS if b.kind == "run"]
 def test_python_only_blocks_run_as_written(block: Block) -> None:
     if shutil.which("uv") is None:
         pytest.skip("the blocks run `uv run`, and uv is not on PATH")
-    # One OpenMP thread: on a busy 2-core machine the trees' threads spin against each other
-    # (training took 35 s of CPU with two threads at load 6, 16 s with one).
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # OMP_NUM_THREADS=1 (test/conftest.py) reaches the blocks through the environment.
     ran = subprocess.run(
         block.argv,
         cwd=ROOT,
-        env=env,
         capture_output=True,
         text=True,
         timeout=240,

@@ -62,12 +62,8 @@ def walkthrough(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         Path(bikeshare.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__")
     )
     add_feature_as_the_guide_says(package / "model" / "features.py")
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(work / "src"),
-        # One OpenMP thread: the trees' threads only spin against each other on a busy machine.
-        "OMP_NUM_THREADS": "1",
-    }
+    # OMP_NUM_THREADS=1 comes from test/conftest.py, for every process the suite starts.
+    env = {**os.environ, "PYTHONPATH": str(work / "src")}
     ran = subprocess.run(
         [sys.executable, str(WALKTHROUGH), str(work), NEW_FEATURE],
         env=env,
