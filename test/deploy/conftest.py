@@ -55,7 +55,8 @@ def variant_runner(request: pytest.FixtureRequest) -> type[DockerRunner] | type[
     """How the test's endpoint variants run. A test marked `containers` runs the pushed image
     as a container with Docker, as SageMaker does (the image's own behaviour is what it
     checks); the others fork `bikeshare serve` processes (standin.preloaded), seconds faster
-    per deploy, and the same server. Without Docker every variant is a process."""
+    per deploy: the same code, on this machine's Python. Without Docker every variant is a
+    process."""
     wants_containers = request.node.get_closest_marker("containers") is not None
     return DockerRunner if wants_containers and docker_available() else ProcessRunner
 

@@ -7,6 +7,8 @@ import re
 import time
 from pathlib import Path
 
+import pytest
+
 from bikeshare.deploy.release import deploy
 from support import run_cli
 from support.aws import REGION, Aws
@@ -90,6 +92,7 @@ def test_logs_of_an_endpoint_without_logs_is_a_clear_error(aws: Aws) -> None:
 SERVING = re.compile(r"serving \S+ on \S+:\d+")
 
 
+@pytest.mark.containers  # with Docker: `docker logs` of the variant's container
 def test_logs_shows_what_the_endpoints_container_printed(aws: Aws, model_uri: str) -> None:
     """The stand-in copies each variant container's output into CloudWatch Logs as SageMaker
     does, so `logs` can be rehearsed without writing events by hand."""

@@ -24,7 +24,7 @@ from bikeshare.model.runtime import RUNTIME_LABEL, as_requirements, installed_ve
 from standin import sagemaker
 from standin.registry import OCI_MANIFEST, PASSWORD
 from standin.runners import DockerRunner
-from support import broken_model_archive
+from support import broken_model_archive, docker_available
 from support.aws import BUCKET, REPOSITORY, ROLE, Aws
 from support.images import IMAGE_TAG, image_from, push
 
@@ -165,6 +165,8 @@ def _broken_image(aws: Aws, instruction: str, tag: str, workdir: Path) -> str:
     """The serving image with one instruction changed, pushed to the stand-in's ECR (the test
     is marked `containers`: its variants run the image)."""
     if sagemaker.STATE.runner_factory is not DockerRunner:
+        if docker_available():
+            pytest.fail("a test that ships a broken image must be marked `containers`")
         pytest.skip("broken images need Docker: without it, variants run as processes")
     local = image_from(IMAGE_TAG, instruction, f"bikeshare-broken:{tag}", workdir)
     return push(local, aws.registry.address, REPOSITORY, tag, PASSWORD)
@@ -294,6 +296,38 @@ def test_a_deploy_of_the_serving_commit_within_its_second_waits_for_a_name_of_it
         deploy(aws.clients, aws.request(ENDPOINT, broken), say=quiet, now=lambda: next(clock))
     assert serving(aws) == ("InService", good.new_config)
     assert good.new_config.endswith("-20261204162554")
+
+
+def test_a_clock_that_stays_in_the_serving_release_second_changes_nothing(
+    aws: Aws, model_uri: str
+) -> None:
+    second = datetime(2026, 12, 4, 16, 25, 54, tzinfo=UTC)
+    good = deploy(aws.clients, aws.request(ENDPOINT, model_uri), say=quiet, now=lambda: second)
+    with pytest.raises(DeployFailed) as refused:
+        deploy(aws.clients, aws.request(ENDPOINT, model_uri), say=quiet, now=lambda: second)
+    assert str(refused.value) == (
+        f"release name {good.new_config} is the one {ENDPOINT} serves and the clock did not "
+        f"advance in 2 s; nothing was changed: {ENDPOINT} still serves {good.new_config}"
+    )
+    assert serving(aws) == ("InService", good.new_config)
+
+
+def test_a_release_name_taken_by_another_model_is_refused_before_any_change(
+    aws: Aws, model_uri: str
+) -> None:
+    """Only the serving release's name is waited for; any other taken name (a failed release of
+    the same commit in the same second) is SageMaker's refusal, said in one line."""
+    second = datetime(2026, 12, 4, 16, 25, 54, tzinfo=UTC)
+    taken = "bikeshare-staging-0123456-20261204162554"
+    container = {"Image": aws.image, "ModelDataUrl": model_uri}
+    aws.sagemaker.create_model(ModelName=taken, ExecutionRoleArn=ROLE, PrimaryContainer=container)
+    with pytest.raises(DeployFailed) as refused:
+        deploy(aws.clients, aws.request(ENDPOINT, model_uri), say=quiet, now=lambda: second)
+    assert str(refused.value).startswith(
+        f'SageMaker refused the model of {taken}: Cannot create already existing model "'
+    )
+    assert str(refused.value).endswith(f'". Nothing was changed: {ENDPOINT} does not exist yet')
+    assert aws.sagemaker.list_endpoints()["Endpoints"] == []
 
 
 def _hand_made_endpoint(aws: Aws, model_data: str, variant: str, name: str) -> None:

@@ -70,7 +70,8 @@ def test_variants_fork_from_a_server_with_the_stack_imported_and_no_thread(
     runner.stop()
     report = tmp_path / "not-imported"
     child = runners._FORK_SERVER.Process(target=preloaded.write_not_imported, args=(str(report),))
-    child.start()
+    with runners._STATUS:  # start() polls the other children (standin.runners)
+        child.start()
     child.join(timeout=60)
     assert child.exitcode == 0
     assert report.read_text() == ""

@@ -131,15 +131,19 @@ class ProcessRunner:
     def _say_why_if_silent(self) -> None:
         """A variant that died before `bikeshare serve` ran (multiprocessing's start-up in the
         child failed) printed its reason where the fork server prints, not in its log: its log
-        says at least that, as a container's log would show its exit."""
+        says at least that in CloudWatch, as a container's log would show its exit."""
         if self._process is None or self._log_path is None or self._running():
             return
-        if not self._log_path.stat().st_size:
-            with self._log_path.open("a") as log:
-                log.write(
-                    f"the variant's process exited with status {self._process.exitcode} before "
-                    "`bikeshare serve` wrote anything (its reason is in the stand-in's output)\n"
-                )
+        if self._log_path.stat().st_size:
+            return
+        note = (
+            f"the variant's process exited with status {self._process.exitcode} before "
+            "`bikeshare serve` wrote anything (its reason is in the stand-in's output)"
+        )
+        if self._shipping is not None:  # the follower may have ended on the empty log already
+            self._shipping.join(timeout=5)
+        if self.log_sink is not None:
+            self.log_sink(note)
 
     def stop(self) -> None:
         if self._process is not None and not exited(self._process):

@@ -387,9 +387,10 @@ def _name_unlike_the_serving_release(
             return name
         time.sleep(NAME_PAUSE)
         name = release_name(request.endpoint_name, request.git_sha, now())
+    waited = NAME_PAUSES * NAME_PAUSE
     raise DeployFailed(
-        f"{request.endpoint_name} serves a release named {name} already and the clock gives no "
-        f"new name: nothing was changed: {request.endpoint_name} still serves {name}"
+        f"release name {name} is the one {request.endpoint_name} serves and the clock did not "
+        f"advance in {waited:g} s; nothing was changed: {request.endpoint_name} still serves {name}"
     )
 
 
@@ -434,7 +435,8 @@ def _create_release(
         if not error_code(error):
             raise
         raise DeployFailed(
-            f"SageMaker refused the endpoint config of {name}: {_short(error_message(error))}. "
+            f"SageMaker refused the endpoint config of {name}: "
+            f"{_short(error_message(error)).rstrip('.')}. "
             f"Removed this release's model; nothing was changed: {request.endpoint_name} {serves}"
         ) from error
 
