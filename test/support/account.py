@@ -77,9 +77,7 @@ def role_session(url: str, region: str, role: str, policy: dict[str, Any]) -> bo
     }]}  # fmt: skip
     iam = admin_client("iam", url, region)
     created = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
-    iam.put_role_policy(
-        RoleName=role, PolicyName="model-publisher", PolicyDocument=json.dumps(policy)
-    )
+    iam.put_role_policy(RoleName=role, PolicyName=role, PolicyDocument=json.dumps(policy))
     credentials = admin_client("sts", url, region).assume_role(
         RoleArn=created["Role"]["Arn"], RoleSessionName=role
     )["Credentials"]

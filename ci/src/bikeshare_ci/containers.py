@@ -65,11 +65,10 @@ def tools_container(
     so a change to any other file leaves the check's steps cached; `exclude` drops files another
     check runs (an area's `elsewhere`), so editing them does not re-run this one.
     """
-    workspace = source
-    if inputs is not None and exclude:
-        workspace = source.filter(include=list(inputs), exclude=list(exclude))
-    elif inputs is not None:
-        workspace = source.filter(include=list(inputs))
+    # An empty exclude is the filter's default: the query, and so the cache key, omit it.
+    workspace = (
+        source if inputs is None else source.filter(include=list(inputs), exclude=list(exclude))
+    )
     return (
         tools_image(source, base_image)
         .with_mounted_cache(UV_CACHE, dag.cache_volume("bikeshare-uv-cache"))
